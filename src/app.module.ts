@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { ConfigModule } from './config/config.module';
+import { HealthModule } from './health/health.module';
+import { AwsModule } from './infra/aws/aws.module';
+import { IngestionModule } from './ingestion/ingestion.module';
+import { SpeedLayerModule } from './speed-layer/speed-layer.module';
+import { StreamConsumerModule } from './stream-consumer/stream-consumer.module';
+
+@Module({
+  imports: [ConfigModule, AwsModule, IngestionModule, StreamConsumerModule, SpeedLayerModule, HealthModule],
+})
+export class AppModule {}

@@ -1,0 +1,40 @@
+import { ValidationPipe } from '@nestjs/common';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { HttpExceptionFilter } from './common/http-exception.filter';
+
+export const BODY_LIMIT = '1mb';
+
+/**
+ * Everything main.ts and the end-to-end tests share: body limit, validation, the error filter,
+ * Swagger. The application must be created with `{ bodyParser: false }`.
+ */
+export function configureApp(app: NestExpressApplication): NestExpressApplication {
+  app.disable('x-powered-by');
+  app.useBodyParser('json', { limit: BODY_LIMIT });
+  app.useGlobalPipes(
+    new ValidationPipe({
+      transform: true,
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      forbidUnknownValues: true,
+      validationError: { target: false, value: false },
+    }),
+  );
+  app.useGlobalFilters(new HttpExceptionFilter());
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Air-quality speed layer')
+      .setDescription(
+        'Real-time ingestion of air-quality measurements through Kinesis into a DynamoDB speed layer. ' +
+          'AQI values are US EPA indices computed from the measured concentrations (2024 PM2.5 breakpoints); ' +
+          'they are indicators, not the official 24-hour AQI.',
+      )
+      .setVersion('0.1.0')
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+  app.enableShutdownHooks();
+  return app;
+}

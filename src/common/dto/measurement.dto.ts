@@ -1,0 +1,105 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import {
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsString,
+  Length,
+  Matches,
+  Max,
+  Min,
+  registerDecorator,
+  ValidateIf,
+  ValidationOptions,
+} from 'class-validator';
+import { AQI_CATEGORIES, AqiCategory } from '../../domain/aqi';
+import { MAX_FUTURE_SKEW_MS, MeasurementInput } from '../../domain/measurement';
+
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const ISO_WITH_ZONE =
+  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const FINITE = { allowNaN: false, allowInfinity: false };
+
+/** Validated against `context.now` when given (the record's arrival time), else the wall clock. */
+function IsEventTime(options?: ValidationOptions) {
+  return (object: object, propertyName: string) =>
+    registerDecorator({
+      name: 'isEventTime',
+      target: object.constructor,
+      propertyName,
+      options: {
+        message: `${propertyName} must be an ISO-8601 date-time with a time zone (Z or ±hh:mm), not more than 5 minutes in the future`,
+        ...options,
+      },
+      validator: {
+        validate(value: unknown) {
+          if (typeof value !== 'string' || !ISO_WITH_ZONE.test(value)) return false;
+          const time = Date.parse(value);
+          if (Number.isNaN(time)) return false;
+          const month = Number(value.slice(5, 7));
+          const day = Number(value.slice(8, 10));
+          if (month < 1 || month > 12 || day < 1 || day > 31) return false;
+          return time <= Date.now() + MAX_FUTURE_SKEW_MS;
+        },
+      },
+    });
+}
+
+const optional = ValidateIf((_o: object, value: unknown) => value !== undefined);
+
+/** One measurement as a client sends it (SPEC §1). Unknown fields are rejected by the validator. */
+export class MeasurementDto implements MeasurementInput {
+  @ApiProperty({ example: 'delhi', pattern: ID_PATTERN.source, description: 'Kinesis partition key' })
+  @IsString()
+  @Matches(ID_PATTERN, { message: 'city_id must be 1–64 characters of A–Z, a–z, 0–9, _ or -' })
+  city_id!: string;
+
+  @ApiProperty({ example: 'Delhi', minLength: 1, maxLength: 128 })
+  @IsString()
+  @Length(1, 128)
+  city_name!: string;
+
+  @ApiProperty({
+    example: '2026-11-26T08:00:00Z',
+    format: 'date-time',
+    description: 'Event time, ISO-8601 with a time zone; not more than 5 minutes in the future',
+  })
+  @IsEventTime()
+  timestamp!: string;
+
+  @ApiProperty({ example: 42.5, minimum: 0, maximum: 1000, description: 'PM2.5 in µg/m³' })
+  @IsNumber(FINITE)
+  @Min(0)
+  @Max(1000)
+  pm25_value!: number;
+
+  @ApiProperty({ example: 80.1, minimum: 0, maximum: 2000, description: 'PM10 in µg/m³' })
+  @IsNumber(FINITE)
+  @Min(0)
+  @Max(2000)
+  pm10_value!: number;
+
+  @ApiProperty({ example: 18.4, minimum: -90, maximum: 70 })
+  @IsNumber(FINITE)
+  @Min(-90)
+  @Max(70)
+  temperature_c!: number;
+
+  @ApiPropertyOptional({ example: 117, minimum: 0, maximum: 500, description: 'computed when absent' })
+  @optional
+  @IsInt()
+  @Min(0)
+  @Max(500)
+  aqi_value?: number;
+
+  @ApiPropertyOptional({ enum: AQI_CATEGORIES, description: 'computed when absent' })
+  @optional
+  @IsIn(AQI_CATEGORIES)
+  aqi_category?: AqiCategory;
+
+  @ApiPropertyOptional({ example: 'anand-vihar', pattern: ID_PATTERN.source })
+  @optional
+  @IsString()
+  @Matches(ID_PATTERN, { message: 'station_id must be 1–64 characters of A–Z, a–z, 0–9, _ or -' })
+  station_id?: string;
+}

@@ -1,0 +1,139 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  validateSync,
+} from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+const toBool = ({ value }: { value: unknown }) => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return value;
+};
+const RESOURCE_NAME = /^[A-Za-z0-9_.-]{3,128}$/;
+
+/** The environment as the service reads it: every variable of SPEC §4, validated once at start-up. */
+class EnvironmentVariables {
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535) PORT = 3000;
+  @IsIn(['embedded', 'aws']) BACKEND: 'embedded' | 'aws' = 'embedded';
+  @IsString() DATA_DIR = '.data';
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535) EMBEDDED_KINESIS_PORT = 4567;
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535) EMBEDDED_DYNAMODB_PORT = 8000;
+  @IsOptional() @Transform(toBool) @IsBoolean() PROVISION_RESOURCES?: boolean;
+  @Matches(/^[A-Za-z0-9_.-]{1,128}$/) KINESIS_STREAM_NAME = 'air-quality-stream';
+  @Transform(toInt) @IsInt() @Min(1) @Max(500) KINESIS_SHARD_COUNT = 4;
+  @Matches(RESOURCE_NAME) DYNAMODB_REALTIME_TABLE = 'air-quality-realtime';
+  @Matches(RESOURCE_NAME) DYNAMODB_AGGREGATES_TABLE = 'air-quality-aggregates';
+  @Matches(RESOURCE_NAME) DYNAMODB_DLQ_TABLE = 'air-quality-dlq';
+  @Matches(RESOURCE_NAME) DYNAMODB_LEASE_TABLE = 'air-quality-leases';
+  @Transform(toBool) @IsBoolean() CONSUMER_ENABLED = true;
+  @IsOptional() @Transform(toBool) @IsBoolean() SIMULATOR_ENABLED?: boolean;
+  @Transform(toInt) @IsInt() @Min(1) @Max(1000) SIMULATOR_CITIES = 20;
+  @Transform(toInt) @IsInt() @Min(1) @Max(100000) SIMULATOR_RATE = 10;
+  @Transform(toInt) @IsInt() @Min(0) @Max(10000) PRODUCER_LINGER_MS = 20;
+  @Transform(toInt) @IsInt() @Min(100) @Max(600000) PRODUCER_DEADLINE_MS = 10000;
+  @Transform(toInt) @IsInt() @Min(1000) @Max(600000) LEASE_FAILOVER_MS = 10000;
+  @Transform(toInt) @IsInt() @Min(1) @Max(24 * 365) SPEED_LAYER_TTL_HOURS = 24;
+  @IsString() API_KEYS = '';
+  @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'verbose']) LOG_LEVEL = 'info';
+  @IsOptional() @IsString() AWS_REGION?: string;
+  @IsOptional() @Matches(/^https?:\/\/\S+$/) AWS_ENDPOINT_URL?: string;
+  @IsOptional() @Matches(/^https?:\/\/\S+$/) AWS_ENDPOINT_URL_KINESIS?: string;
+  @IsOptional() @Matches(/^https?:\/\/\S+$/) AWS_ENDPOINT_URL_DYNAMODB?: string;
+}
+
+export type LogLevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'verbose';
+
+export interface AppConfig {
+  port: number;
+  backend: 'embedded' | 'aws';
+  embedded: { dataDir: string | null; kinesisPort: number; dynamoDbPort: number };
+  provisionResources: boolean;
+  aws: { region: string; kinesisEndpoint?: string; dynamoDbEndpoint?: string };
+  stream: { name: string; shardCount: number };
+  tables: { realtime: string; aggregates: string; dlq: string; leases: string };
+  producer: { lingerMs: number; deadlineMs: number; maxBufferedRecords: number };
+  consumer: { enabled: boolean; leaseFailoverMs: number };
+  simulator: { enabled: boolean; cities: number; rate: number };
+  speedLayer: { ttlHours: number };
+  apiKeys: string[];
+  logLevel: LogLevelName;
+}
+
+export class ConfigError extends Error {}
+
+const EMPTY_MEANS_UNSET = new Set(['PROVISION_RESOURCES', 'SIMULATOR_ENABLED', 'AWS_REGION']);
+
+/**
+ * Reads and validates the configuration; throws a ConfigError whose message is one line naming the
+ * first bad variable. `defaults.simulatorEnabled` is what `npm start` turns on.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  defaults: { simulatorEnabled?: boolean } = {},
+): AppConfig {
+  const known = Object.keys(new EnvironmentVariables());
+  const picked: Record<string, string> = {};
+  for (const key of [...known, 'PROVISION_RESOURCES', 'SIMULATOR_ENABLED', 'AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_KINESIS', 'AWS_ENDPOINT_URL_DYNAMODB']) {
+    const value = env[key];
+    if (value === undefined) continue;
+    if (value.trim() === '' && (EMPTY_MEANS_UNSET.has(key) || key.startsWith('AWS_ENDPOINT'))) continue;
+    picked[key] = value;
+  }
+  const vars = plainToInstance(EnvironmentVariables, picked);
+  const errors = validateSync(vars, { forbidUnknownValues: true });
+  if (errors.length > 0) {
+    const first = errors[0];
+    const shown = JSON.stringify(String(picked[first.property] ?? ''));
+    throw new ConfigError(
+      `Invalid configuration: ${first.property}=${shown}: ${Object.values(first.constraints ?? {})[0] ?? 'invalid value'}`,
+    );
+  }
+  const embedded = vars.BACKEND === 'embedded';
+  return {
+    port: vars.PORT,
+    backend: vars.BACKEND,
+    embedded: {
+      dataDir: vars.DATA_DIR.trim() === '' ? null : vars.DATA_DIR,
+      kinesisPort: vars.EMBEDDED_KINESIS_PORT,
+      dynamoDbPort: vars.EMBEDDED_DYNAMODB_PORT,
+    },
+    provisionResources: vars.PROVISION_RESOURCES ?? embedded,
+    aws: {
+      region: vars.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      kinesisEndpoint: vars.AWS_ENDPOINT_URL_KINESIS ?? vars.AWS_ENDPOINT_URL,
+      dynamoDbEndpoint: vars.AWS_ENDPOINT_URL_DYNAMODB ?? vars.AWS_ENDPOINT_URL,
+    },
+    stream: { name: vars.KINESIS_STREAM_NAME, shardCount: vars.KINESIS_SHARD_COUNT },
+    tables: {
+      realtime: vars.DYNAMODB_REALTIME_TABLE,
+      aggregates: vars.DYNAMODB_AGGREGATES_TABLE,
+      dlq: vars.DYNAMODB_DLQ_TABLE,
+      leases: vars.DYNAMODB_LEASE_TABLE,
+    },
+    producer: {
+      lingerMs: vars.PRODUCER_LINGER_MS,
+      deadlineMs: vars.PRODUCER_DEADLINE_MS,
+      maxBufferedRecords: 50_000,
+    },
+    consumer: { enabled: vars.CONSUMER_ENABLED, leaseFailoverMs: vars.LEASE_FAILOVER_MS },
+    simulator: {
+      enabled: vars.SIMULATOR_ENABLED ?? defaults.simulatorEnabled ?? false,
+      cities: vars.SIMULATOR_CITIES,
+      rate: vars.SIMULATOR_RATE,
+    },
+    speedLayer: { ttlHours: vars.SPEED_LAYER_TTL_HOURS },
+    apiKeys: vars.API_KEYS.split(',').map((k) => k.trim()).filter((k) => k.length > 0),
+    logLevel: vars.LOG_LEVEL as LogLevelName,
+  };
+}

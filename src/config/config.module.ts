@@ -1,0 +1,12 @@
+import { Global, Module } from '@nestjs/common';
+import { loadConfig } from './app.config';
+import { APP_CONFIG } from './config.tokens';
+
+/** Provides the validated AppConfig; tests override APP_CONFIG with their own loadConfig(...). */
+@Global()
+@Module({
+  providers: [{ provide: APP_CONFIG, useFactory: () =>
+        loadConfig(process.env, { simulatorEnabled: process.env.npm_lifecycle_event === 'start' }) }],
+  exports: [APP_CONFIG],
+})
+export class ConfigModule {}

@@ -1,0 +1,45 @@
+import { aqiCategory, AqiCategory, computeAqi } from './aqi';
+import { messageId } from './message-id';
+
+/** A measurement as a client sends it (SPEC §1), already validated. */
+export interface MeasurementInput {
+  city_id: string;
+  city_name: string;
+  timestamp: string;
+  pm25_value: number;
+  pm10_value: number;
+  temperature_c: number;
+  aqi_value?: number;
+  aqi_category?: AqiCategory;
+  station_id?: string;
+}
+
+/** A measurement as it travels on the stream and is stored: normalised, with its identity. */
+export interface Measurement extends MeasurementInput {
+  aqi_value: number;
+  aqi_category: AqiCategory;
+  ingestion_timestamp: string;
+  message_id: string;
+}
+
+export const MAX_FUTURE_SKEW_MS = 5 * 60 * 1000;
+
+/** Normalises the event time to UTC ISO with ms, fills the AQI when absent and derives the message id. */
+export function normaliseMeasurement(input: MeasurementInput, ingestedAt: Date): Measurement {
+  const timestamp = new Date(input.timestamp).toISOString();
+  const aqi = input.aqi_value ?? computeAqi(input.pm25_value, input.pm10_value);
+  const measurement: Measurement = {
+    city_id: input.city_id,
+    city_name: input.city_name,
+    timestamp,
+    pm25_value: input.pm25_value,
+    pm10_value: input.pm10_value,
+    temperature_c: input.temperature_c,
+    aqi_value: aqi,
+    aqi_category: input.aqi_category ?? aqiCategory(aqi),
+    ingestion_timestamp: ingestedAt.toISOString(),
+    message_id: messageId(input.city_id, timestamp, input.station_id),
+  };
+  if (input.station_id !== undefined) measurement.station_id = input.station_id;
+  return measurement;
+}

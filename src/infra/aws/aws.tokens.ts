@@ -1,0 +1,4 @@
+export const KINESIS_CLIENT = Symbol('KINESIS_CLIENT');
+export const DYNAMODB_CLIENT = Symbol('DYNAMODB_CLIENT');
+export const DYNAMODB_DOCUMENT_CLIENT = Symbol('DYNAMODB_DOCUMENT_CLIENT');
+export const AWS_ENDPOINTS = Symbol('AWS_ENDPOINTS');

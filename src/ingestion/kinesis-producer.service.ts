@@ -1,0 +1,40 @@
+import { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { AppConfig } from '../config/app.config';
+import { APP_CONFIG } from '../config/config.tokens';
+import { KINESIS_CLIENT } from '../infra/aws/aws.tokens';
+import { BatchingProducer } from './batching-producer';
+
+/** The service's one producer: every POST and the simulator share its batches. */
+@Injectable()
+export class KinesisProducerService implements OnModuleDestroy {
+  private readonly logger = new Logger(KinesisProducerService.name);
+  private readonly producer: BatchingProducer;
+
+  constructor(
+    @Inject(KINESIS_CLIENT) kinesis: KinesisClient,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    const streamName = config.stream.name;
+    this.producer = new BatchingProducer(
+      async (entries) => {
+        const output = await kinesis.send(new PutRecordsCommand({ StreamName: streamName, Records: entries }));
+        return output.Records ?? [];
+      },
+      {
+        ...config.producer,
+        onRetry: (count, reason) => this.logger.warn(`retrying ${count} record(s) after ${reason}`),
+      },
+    );
+  }
+
+  send(records: { data: Uint8Array; partitionKey: string }[]): Promise<void> {
+    return this.producer.send(records);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    const pending = this.producer.bufferedRecords;
+    await this.producer.close();
+    if (pending > 0) this.logger.log(`flushed ${pending} buffered record(s) before shutdown`);
+  }
+}

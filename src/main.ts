@@ -1,0 +1,40 @@
+import 'reflect-metadata';
+
+// The SDK warns on Node 20 about releases after January 2027; the versions are pinned.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+import { ConsoleLogger, LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from './app.module';
+import { configureApp } from './app.setup';
+import { ConfigError, loadConfig, LogLevelName } from './config/app.config';
+
+const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
+
+export function logLevels(level: LogLevelName): LogLevel[] {
+  const wanted = level === 'info' ? 'log' : level;
+  return LEVELS.slice(0, LEVELS.indexOf(wanted) + 1);
+}
+
+async function bootstrap(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env, { simulatorEnabled: process.env.npm_lifecycle_event === 'start' });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = new ConsoleLogger({ json: true, logLevels: logLevels(config.logLevel) });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger });
+  configureApp(app);
+  await app.listen(config.port);
+  logger.log(`listening on http://localhost:${config.port} (Swagger UI at /docs)`, 'Bootstrap');
+}
+
+void bootstrap().catch((error: Error) => {
+  process.stderr.write(`start-up failed: ${error.message}\n`);
+  process.exit(1);
+});

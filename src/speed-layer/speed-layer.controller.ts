@@ -1,0 +1,36 @@
+import { Controller, Get, Param, Query } from '@nestjs/common';
+import { ApiBadRequestResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { AppError, ErrorCode } from '../common/app-error';
+import { ErrorResponseDto } from '../common/dto/error-response.dto';
+import { CityParamsDto } from './dto/city-params.dto';
+import { LatestQueryDto } from './dto/latest-query.dto';
+import { CitiesResponseDto, LatestResponseDto } from './dto/responses.dto';
+import { SpeedLayerRepository } from './speed-layer.repository';
+
+@ApiTags('speed layer')
+@Controller('cities')
+export class SpeedLayerController {
+  constructor(private readonly speedLayer: SpeedLayerRepository) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Every city seen in the speed layer, with its newest measurement' })
+  @ApiOkResponse({ type: CitiesResponseDto })
+  async cities(): Promise<CitiesResponseDto> {
+    const items = await this.speedLayer.cities();
+    items.sort((a, b) => a.city_id.localeCompare(b.city_id));
+    return { items };
+  }
+
+  @Get(':cityId/latest')
+  @ApiOperation({ summary: 'The newest measurements of a city, by event time; expired items are never returned' })
+  @ApiOkResponse({ type: LatestResponseDto })
+  @ApiBadRequestResponse({ type: ErrorResponseDto })
+  @ApiNotFoundResponse({ type: ErrorResponseDto, description: 'no measurement of this city in the speed layer' })
+  async latest(@Param() params: CityParamsDto, @Query() query: LatestQueryDto): Promise<LatestResponseDto> {
+    const items = await this.speedLayer.latest(params.cityId, query.limit);
+    if (items.length === 0) {
+      throw new AppError(ErrorCode.NotFound, `no measurement of city ${params.cityId} in the speed layer`);
+    }
+    return { city_id: params.cityId, items };
+  }
+}

@@ -1,0 +1,155 @@
+import { BatchWriteCommand, DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { Inject, Injectable } from '@nestjs/common';
+import { AppConfig } from '../config/app.config';
+import { APP_CONFIG } from '../config/config.tokens';
+import { Measurement } from '../domain/measurement';
+import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
+
+/** The partition of the realtime table that holds one "latest" item per city (not a valid city id). */
+export const CITIES_PARTITION = '#cities';
+const BATCH_WRITE_MAX = 25;
+const PARALLEL_BATCHES = 16;
+
+export interface CityLatest {
+  city_id: string;
+  city_name: string;
+  latest: Measurement;
+}
+
+const eventKey = (m: Measurement) => `${m.timestamp}#${m.message_id}`;
+
+function stripItem(item: Record<string, unknown>): Measurement {
+  const { sk: _sk, ttl: _ttl, ...measurement } = item;
+  return measurement as unknown as Measurement;
+}
+
+/**
+ * The speed layer: one item per measurement keyed by (city_id, event time # message id), so a
+ * duplicate overwrites itself, and a per-city latest item where the newest event time wins.
+ */
+@Injectable()
+export class SpeedLayerRepository {
+  private readonly table: string;
+  private readonly ttlSeconds: number;
+
+  constructor(
+    @Inject(DYNAMODB_DOCUMENT_CLIENT) private readonly db: DynamoDBDocumentClient,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.table = config.tables.realtime;
+    this.ttlSeconds = config.speedLayer.ttlHours * 3600;
+  }
+
+  /** Writes every measurement (idempotently) and then the per-city latest items; throws on failure. */
+  async write(measurements: Measurement[]): Promise<void> {
+    if (measurements.length === 0) return;
+    const ttl = Math.floor(Date.now() / 1000) + this.ttlSeconds;
+    const unique = new Map<string, Measurement>();
+    for (const m of measurements) unique.set(`${m.city_id}\u0000${eventKey(m)}`, m);
+    const requests = [...unique.values()].map((m) => ({
+      PutRequest: { Item: { ...m, sk: eventKey(m), ttl } },
+    }));
+    const chunks: (typeof requests)[] = [];
+    for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX) chunks.push(requests.slice(i, i + BATCH_WRITE_MAX));
+    await runLimited(chunks, PARALLEL_BATCHES, (chunk) => this.batchWrite(chunk));
+    await this.updateLatest(measurements, ttl);
+  }
+
+  /** Newest event time first; items whose TTL passed are skipped even if DynamoDB still holds them. */
+  async latest(cityId: string, limit: number): Promise<Measurement[]> {
+    const now = Math.floor(Date.now() / 1000);
+    const items: Measurement[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'city_id = :city',
+          FilterExpression: '#ttl > :now',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':city': cityId, ':now': now },
+          ScanIndexForward: false,
+          Limit: limit,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) items.push(stripItem(item));
+      startKey = page.LastEvaluatedKey;
+    } while (items.length < limit && startKey);
+    return items.slice(0, limit);
+  }
+
+  async cities(): Promise<CityLatest[]> {
+    const now = Math.floor(Date.now() / 1000);
+    const cities: CityLatest[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'city_id = :partition',
+          FilterExpression: '#ttl > :now',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':partition': CITIES_PARTITION, ':now': now },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const latest = item.latest as Measurement;
+        cities.push({ city_id: latest.city_id, city_name: latest.city_name, latest });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return cities;
+  }
+
+  private async batchWrite(requests: { PutRequest: { Item: Record<string, unknown> } }[]): Promise<void> {
+    let pending = requests;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 0) await backoff(attempt);
+      if (attempt > 10) throw new Error(`${pending.length} item(s) still unprocessed after ${attempt} attempts`);
+      const output = await this.db.send(new BatchWriteCommand({ RequestItems: { [this.table]: pending } }));
+      pending = (output.UnprocessedItems?.[this.table] ?? []) as typeof pending;
+    }
+  }
+
+  private async updateLatest(measurements: Measurement[], ttl: number): Promise<void> {
+    const newest = new Map<string, Measurement>();
+    for (const m of measurements) {
+      const current = newest.get(m.city_id);
+      if (!current || eventKey(m) > eventKey(current)) newest.set(m.city_id, m);
+    }
+    await runLimited([...newest.values()], PARALLEL_BATCHES, async (m) => {
+      try {
+        await this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { city_id: CITIES_PARTITION, sk: m.city_id },
+            UpdateExpression: 'SET latest = :m, event_key = :k, #ttl = :ttl',
+            ConditionExpression: 'attribute_not_exists(event_key) OR event_key <= :k',
+            ExpressionAttributeNames: { '#ttl': 'ttl' },
+            ExpressionAttributeValues: { ':m': m, ':k': eventKey(m), ':ttl': ttl },
+          }),
+        );
+      } catch (error) {
+        // An item with a newer event time is already there: nothing to do.
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    });
+  }
+}
+
+async function backoff(attempt: number): Promise<void> {
+  const delay = Math.random() * Math.min(1000, 20 * 2 ** attempt);
+  await new Promise((resolve) => setTimeout(resolve, delay));
+}
+
+/** Runs `task` over `items` with at most `limit` at a time; rejects with the first failure. */
+export async function runLimited<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await task(items[next++]);
+  });
+  await Promise.all(workers);
+}

@@ -1,0 +1,225 @@
+import { Measurement } from '../domain/measurement';
+import { DeadLetter } from './dead-letter.repository';
+import { Lease, LeaseLostError, SHARD_END } from './lease.repository';
+import { decodeRecord, StreamRecord } from './record-decoder';
+
+/** The Kinesis calls a poller makes. */
+export interface ShardReader {
+  /** An iterator after `checkpoint`, or at TRIM_HORIZON without one. */
+  iterator(shardId: string, checkpoint: string | undefined): Promise<string>;
+  read(iterator: string): Promise<{ records: StreamRecord[]; next?: string; millisBehindLatest?: number }>;
+}
+
+/** Where a batch goes; both throw when the write did not happen. */
+export interface BatchSink {
+  store(measurements: Measurement[]): Promise<void>;
+  deadLetter(letters: DeadLetter[]): Promise<void>;
+}
+
+export interface Checkpointer {
+  checkpoint(lease: Lease, sequenceNumber: string): Promise<void>;
+}
+
+export interface PollerTiming {
+  /** Minimum time between two GetRecords calls on one shard (5 calls/s on AWS). */
+  minPollIntervalMs: number;
+  /** Wait after an empty read. */
+  idleDelayMs: number;
+  retryBaseMs: number;
+  retryCapMs: number;
+}
+
+export const DEFAULT_TIMING: PollerTiming = {
+  minPollIntervalMs: 200,
+  idleDelayMs: 250,
+  retryBaseMs: 100,
+  retryCapMs: 5000,
+};
+
+export type PollerState = 'starting' | 'polling' | 'retrying' | 'ended' | 'lost' | 'stopped';
+
+export interface PollerStatus {
+  shardId: string;
+  state: PollerState;
+  checkpoint?: string;
+  millisBehindLatest?: number;
+  lastReadAt?: string;
+}
+
+export interface PollerLog {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+const isExpiredIterator = (error: unknown) =>
+  error instanceof Error && error.name === 'ExpiredIteratorException';
+
+/**
+ * Reads one shard: decode → validate → store or dead-letter → checkpoint, in that order.
+ * A checkpoint is written only after every earlier record of the shard was stored or dead-lettered;
+ * a failed write is retried (never skipped) until it succeeds or the poller is stopped.
+ */
+export class ShardPoller {
+  private state: PollerState = 'starting';
+  private millisBehindLatest?: number;
+  private lastReadAt?: Date;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly lease: Lease,
+    private readonly reader: ShardReader,
+    private readonly sink: BatchSink,
+    private readonly checkpointer: Checkpointer,
+    private readonly log: PollerLog,
+    private readonly timing: PollerTiming = DEFAULT_TIMING,
+  ) {}
+
+  get shardId(): string {
+    return this.lease.leaseKey;
+  }
+
+  status(): PollerStatus {
+    return {
+      shardId: this.shardId,
+      state: this.state,
+      checkpoint: this.lease.checkpoint,
+      millisBehindLatest: this.millisBehindLatest,
+      lastReadAt: this.lastReadAt?.toISOString(),
+    };
+  }
+
+  /** Asks the loop to stop after the batch in flight; `run()` then resolves. */
+  stop(): void {
+    this.abort.abort();
+  }
+
+  /** Runs until the shard ends, the lease is lost or `stop()` is called. */
+  async run(): Promise<void> {
+    if (this.lease.checkpoint === SHARD_END) {
+      this.state = 'ended';
+      return;
+    }
+    try {
+      let iterator: string | undefined = await this.retrying('GetShardIterator', () =>
+        this.reader.iterator(this.shardId, this.lease.checkpoint),
+      );
+      while (iterator !== undefined && !this.stopped) {
+        const started = Date.now();
+        let page: Awaited<ReturnType<ShardReader['read']>>;
+        try {
+          page = await this.reader.read(iterator);
+        } catch (error) {
+          if (isExpiredIterator(error)) {
+            iterator = await this.retrying('GetShardIterator', () =>
+              this.reader.iterator(this.shardId, this.lease.checkpoint),
+            );
+          } else {
+            await this.backoffAfter('GetRecords', error, 1);
+          }
+          continue;
+        }
+        this.state = 'polling';
+        this.lastReadAt = new Date();
+        this.millisBehindLatest = page.millisBehindLatest;
+        if (page.records.length > 0) {
+          const done = await this.processBatch(page.records);
+          if (!done) return;
+        }
+        iterator = page.next;
+        if (iterator === undefined) {
+          await this.retrying('checkpoint', () => this.checkpointer.checkpoint(this.lease, SHARD_END));
+          this.state = 'ended';
+          return;
+        }
+        // No sleep while records flow beyond the per-shard call rate; a short one when idle.
+        const wait =
+          page.records.length > 0
+            ? this.timing.minPollIntervalMs - (Date.now() - started)
+            : this.timing.idleDelayMs;
+        if (wait > 0) await this.sleep(wait);
+      }
+    } catch (error) {
+      if (error instanceof LeaseLostError) {
+        this.state = 'lost';
+        this.log.warn(error.message);
+        return;
+      }
+      if (!(error instanceof StoppedError)) throw error;
+    } finally {
+      if (this.state !== 'ended' && this.state !== 'lost') this.state = 'stopped';
+    }
+  }
+
+  /**
+   * Stores the valid records, dead-letters the others, then checkpoints the last sequence number.
+   * Returns false when stopped before the checkpoint: the batch will be read again.
+   */
+  async processBatch(records: StreamRecord[]): Promise<boolean> {
+    const measurements: Measurement[] = [];
+    const letters: DeadLetter[] = [];
+    for (const record of records) {
+      const decoded = decodeRecord(record);
+      if (decoded.ok) measurements.push(decoded.measurement);
+      else letters.push({ record, shardId: this.shardId, reason: decoded.reason, message: decoded.message });
+    }
+    try {
+      await Promise.all([
+        measurements.length > 0 ? this.retrying('speed-layer write', () => this.sink.store(measurements)) : undefined,
+        letters.length > 0 ? this.retrying('dead-letter write', () => this.sink.deadLetter(letters)) : undefined,
+      ]);
+      const last = records[records.length - 1].sequenceNumber;
+      await this.retrying('checkpoint', () => this.checkpointer.checkpoint(this.lease, last));
+      return true;
+    } catch (error) {
+      if (error instanceof StoppedError) return false;
+      throw error;
+    }
+  }
+
+  private get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  /** Retries `action` with capped exponential back-off and jitter until it succeeds or we stop. */
+  private async retrying<T>(what: string, action: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.stopped) throw new StoppedError();
+      try {
+        const result = await action();
+        if (this.state === 'retrying') this.state = 'polling';
+        return result;
+      } catch (error) {
+        if (error instanceof LeaseLostError) throw error;
+        await this.backoffAfter(what, error, attempt);
+      }
+    }
+  }
+
+  private async backoffAfter(what: string, error: unknown, attempt: number): Promise<void> {
+    this.state = 'retrying';
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    this.log.warn(`${this.shardId}: ${what} failed (attempt ${attempt}), retrying: ${message}`);
+    const cap = Math.min(this.timing.retryCapMs, this.timing.retryBaseMs * 2 ** (attempt - 1));
+    await this.sleep(cap / 2 + (Math.random() * cap) / 2);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    const signal = this.abort.signal;
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+class StoppedError extends Error {
+  constructor() {
+    super('stopped');
+  }
+}
