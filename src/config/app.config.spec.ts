@@ -1,0 +1,157 @@
+import { ConfigError, loadConfig } from './app.config';
+
+/** Runs loadConfig expecting it to throw, and returns the ConfigError. */
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig(${JSON.stringify(env)}) did not throw`);
+}
+
+describe('loadConfig (SPEC §4)', () => {
+  describe('defaults of an empty environment', () => {
+    const config = loadConfig({});
+
+    it('listens on port 3000', () => {
+      expect(config.port).toBe(3000);
+    });
+
+    it('uses the embedded backend with its data dir and ports', () => {
+      expect(config.backend).toBe('embedded');
+      expect(config.embedded).toEqual({ dataDir: '.data', kinesisPort: 4567, dynamoDbPort: 8000 });
+    });
+
+    it('provisions resources when embedded', () => {
+      expect(config.provisionResources).toBe(true);
+    });
+
+    it('uses the stream air-quality-stream with 4 shards', () => {
+      expect(config.stream).toEqual({ name: 'air-quality-stream', shardCount: 4 });
+    });
+
+    it('uses the plan table names', () => {
+      expect(config.tables).toEqual({
+        realtime: 'air-quality-realtime',
+        aggregates: 'air-quality-aggregates',
+        dlq: 'air-quality-dlq',
+        leases: 'air-quality-leases',
+      });
+    });
+
+    it('lingers 20 ms with a 10 s deadline', () => {
+      expect(config.producer.lingerMs).toBe(20);
+      expect(config.producer.deadlineMs).toBe(10000);
+    });
+
+    it('runs the consumer with a 10 s failover', () => {
+      expect(config.consumer).toEqual({ enabled: true, leaseFailoverMs: 10000 });
+    });
+
+    it('keeps the simulator off with 20 cities at 10/s', () => {
+      expect(config.simulator).toEqual({ enabled: false, cities: 20, rate: 10 });
+    });
+
+    it('keeps the speed layer 24 h, no API keys, log level info', () => {
+      expect(config.speedLayer.ttlHours).toBe(24);
+      expect(config.apiKeys).toEqual([]);
+      expect(config.logLevel).toBe('info');
+    });
+  });
+
+  describe('PROVISION_RESOURCES', () => {
+    it('is false by default when BACKEND=aws', () => {
+      expect(loadConfig({ BACKEND: 'aws' }).provisionResources).toBe(false);
+    });
+
+    it('is true when BACKEND=aws and PROVISION_RESOURCES=true', () => {
+      expect(loadConfig({ BACKEND: 'aws', PROVISION_RESOURCES: 'true' }).provisionResources).toBe(true);
+    });
+
+    it('is false when embedded and PROVISION_RESOURCES=false', () => {
+      expect(loadConfig({ PROVISION_RESOURCES: 'false' }).provisionResources).toBe(false);
+    });
+
+    it('an empty PROVISION_RESOURCES means unset', () => {
+      expect(loadConfig({ BACKEND: 'aws', PROVISION_RESOURCES: '' }).provisionResources).toBe(false);
+      expect(loadConfig({ PROVISION_RESOURCES: '' }).provisionResources).toBe(true);
+    });
+  });
+
+  describe('SIMULATOR_ENABLED', () => {
+    it('is on when the caller defaults it on (npm start)', () => {
+      expect(loadConfig({}, { simulatorEnabled: true }).simulator.enabled).toBe(true);
+    });
+
+    it('is on with SIMULATOR_ENABLED=true', () => {
+      expect(loadConfig({ SIMULATOR_ENABLED: 'true' }).simulator.enabled).toBe(true);
+    });
+
+    it('SIMULATOR_ENABLED=false wins over the caller default', () => {
+      expect(loadConfig({ SIMULATOR_ENABLED: 'false' }, { simulatorEnabled: true }).simulator.enabled).toBe(false);
+    });
+  });
+
+  describe('values from the environment', () => {
+    it('reads numbers and names', () => {
+      const config = loadConfig({
+        PORT: '8080',
+        KINESIS_STREAM_NAME: 'other-stream',
+        KINESIS_SHARD_COUNT: '2',
+        PRODUCER_LINGER_MS: '5',
+        PRODUCER_DEADLINE_MS: '2000',
+        DYNAMODB_DLQ_TABLE: 'my-dlq',
+      });
+      expect(config.port).toBe(8080);
+      expect(config.stream).toEqual({ name: 'other-stream', shardCount: 2 });
+      expect(config.producer.lingerMs).toBe(5);
+      expect(config.producer.deadlineMs).toBe(2000);
+      expect(config.tables.dlq).toBe('my-dlq');
+    });
+
+    it("DATA_DIR='' keeps the emulators in memory (dataDir null)", () => {
+      expect(loadConfig({ DATA_DIR: '' }).embedded.dataDir).toBeNull();
+    });
+
+    it('DATA_DIR is passed through when set', () => {
+      expect(loadConfig({ DATA_DIR: '/tmp/aq' }).embedded.dataDir).toBe('/tmp/aq');
+    });
+
+    it('API_KEYS "a, b,," gives [a, b]', () => {
+      expect(loadConfig({ API_KEYS: 'a, b,,' }).apiKeys).toEqual(['a', 'b']);
+    });
+
+    it('ignores variables it does not know', () => {
+      expect(loadConfig({ HOME: '/root', SOMETHING_ELSE: 'x' }).port).toBe(3000);
+    });
+  });
+
+  describe('bad configuration throws one line naming the variable', () => {
+    it.each([
+      ['PORT', 'abc'],
+      ['PORT', '70000'],
+      ['BACKEND', 'gcp'],
+      ['KINESIS_SHARD_COUNT', '0'],
+      ['SIMULATOR_ENABLED', 'maybe'],
+      ['PROVISION_RESOURCES', 'perhaps'],
+      ['PRODUCER_LINGER_MS', '-1'],
+      ['LOG_LEVEL', 'loud'],
+      ['DYNAMODB_REALTIME_TABLE', 'a b'],
+      ['AWS_ENDPOINT_URL', 'localhost:4566'],
+    ])('%s=%p', (name, value) => {
+      const error = configError({ [name]: value });
+      expect(error.message).toContain(name);
+      expect(error.message).toContain(value);
+      expect(error.message).not.toContain('\n');
+      expect(error.message.length).toBeGreaterThan(name.length + value.length);
+    });
+
+    it('names the bad variable, not a good one next to it', () => {
+      const error = configError({ PORT: '3001', KINESIS_SHARD_COUNT: '0' });
+      expect(error.message).toContain('KINESIS_SHARD_COUNT');
+      expect(error.message).not.toContain('PORT');
+    });
+  });
+});

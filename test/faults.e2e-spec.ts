@@ -1,0 +1,104 @@
+import { PutRecordsCommandInput, PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
+import { checkpoints, readWholeStream, waitUntilConsumed } from './support/stream';
+
+/**
+ * Faults injected with SDK middleware on the app's own clients: the emulators never throttle,
+ * so this is the only way to reach the retry paths against the real services.
+ */
+describe('failures inside the pipeline end in a retry, never in loss', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startApp(isolatedEnv({ KINESIS_SHARD_COUNT: '1', PRODUCER_DEADLINE_MS: '1500' }));
+  });
+  afterAll(() => t?.close());
+
+  it('retries only the failed entries of a PutRecords partial failure, then answers 202', async () => {
+    let injected = 0;
+    const calls: number[] = [];
+    t.kinesis.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'PutRecordsCommand') return next(args);
+        const input = args.input as PutRecordsCommandInput;
+        calls.push(input.Records!.length);
+        if (injected >= 2) return next(args);
+        injected += 1;
+        // Kinesis rejects the first entry: it is not written, the others are.
+        const [, ...rest] = input.Records!;
+        const result = await next({ ...args, input: { ...input, Records: rest } });
+        const output = result.output as PutRecordsCommandOutput;
+        output.Records = [{ ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'injected' }, ...(output.Records ?? [])];
+        output.FailedRecordCount = (output.FailedRecordCount ?? 0) + 1;
+        return result;
+      },
+      { step: 'initialize', name: 'injectPartialFailure' },
+    );
+    try {
+      const body = [1, 2, 3].map((v) => measurement({ city_id: 'partial', pm25_value: v }));
+      await t.http.post('/measurements').send(body).expect(202);
+      expect(injected).toBe(2);
+      expect(calls).toEqual([3, 1, 1]);
+      await waitUntilConsumed(t);
+      const onStream = (await readWholeStream(t.kinesis, t.config.stream.name)).filter((d) => d.includes('"partial"'));
+      expect(onStream).toHaveLength(3);
+      const latest = await t.http.get('/cities/partial/latest').expect(200);
+      expect(latest.body.items.map((m: { pm25_value: number }) => m.pm25_value).sort()).toEqual([1, 2, 3]);
+    } finally {
+      t.kinesis.middlewareStack.remove('injectPartialFailure');
+    }
+  });
+
+  it('answers 503 with Retry-After when Kinesis stays unavailable past the deadline; the same body resent is accepted', async () => {
+    t.kinesis.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'PutRecordsCommand') {
+          throw Object.assign(new Error('injected outage'), { name: 'ServiceUnavailable', $fault: 'server' });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'injectOutage' },
+    );
+    const body = measurement({ city_id: 'outage' });
+    try {
+      const res = await t.http.post('/measurements').send(body).expect(503);
+      expect(res.headers['retry-after']).toMatch(/^\d+$/);
+      expect(res.body).toEqual({ statusCode: 503, error: 'Service Unavailable', message: expect.any(String) });
+      expect(JSON.stringify(res.body)).not.toMatch(/injected|ServiceUnavailable/);
+    } finally {
+      t.kinesis.middlewareStack.remove('injectOutage');
+    }
+    await t.http.post('/measurements').send(body).expect(202);
+    await eventually(async () => ((await t.http.get('/cities/outage/latest')).status === 200 ? true : undefined), 'outage record');
+  });
+
+  it('checkpoints nothing past a record whose DynamoDB write fails, and stores it once DynamoDB recovers', async () => {
+    await waitUntilConsumed(t);
+    const before = await checkpoints(t.db, t.config);
+    let failures = 0;
+    let failing = true;
+    t.db.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { RequestItems?: Record<string, unknown> };
+        if (failing && input.RequestItems?.[t.config.tables.realtime]) {
+          failures += 1;
+          throw Object.assign(new Error('injected'), { name: 'InternalServerError', $fault: 'server' });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'injectWriteFailure' },
+    );
+    try {
+      await t.http.post('/measurements').send(measurement({ city_id: 'recover' })).expect(202);
+      await eventually(async () => (failures >= 3 ? true : undefined), 'three failed writes');
+      expect(await checkpoints(t.db, t.config)).toEqual(before);
+      await t.http.get('/cities/recover/latest').expect(404);
+      failing = false;
+      await eventually(async () => ((await t.http.get('/cities/recover/latest')).status === 200 ? true : undefined), 'the record after recovery');
+      await waitUntilConsumed(t);
+      expect(await checkpoints(t.db, t.config)).not.toEqual(before);
+    } finally {
+      t.db.middlewareStack.remove('injectWriteFailure');
+    }
+  });
+});
