@@ -7,6 +7,13 @@ import { SpeedLayerModule } from './speed-layer/speed-layer.module';
 import { StreamConsumerModule } from './stream-consumer/stream-consumer.module';
 
 @Module({
-  imports: [ConfigModule, AwsModule, IngestionModule, StreamConsumerModule, SpeedLayerModule, HealthModule],
+  imports: [
+    ConfigModule,
+    AwsModule,
+    IngestionModule,
+    StreamConsumerModule,
+    SpeedLayerModule,
+    HealthModule,
+  ],
 })
 export class AppModule {}

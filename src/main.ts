@@ -19,7 +19,9 @@ export function logLevels(level: LogLevelName): LogLevel[] {
 async function bootstrap(): Promise<void> {
   let config;
   try {
-    config = loadConfig(process.env, { simulatorEnabled: process.env.npm_lifecycle_event === 'start' });
+    config = loadConfig(process.env, {
+      simulatorEnabled: process.env.npm_lifecycle_event === 'start',
+    });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -28,7 +30,10 @@ async function bootstrap(): Promise<void> {
     throw error;
   }
   const logger = new ConsoleLogger({ json: true, logLevels: logLevels(config.logLevel) });
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
+    bodyParser: false,
+    logger,
+  });
   configureApp(app);
   await app.listen(config.port);
   logger.log(`listening on http://localhost:${config.port} (Swagger UI at /docs)`, 'Bootstrap');

@@ -7,13 +7,17 @@ import { waitUntilConsumed } from './support/stream';
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 
 async function scanDlq(t: TestApp) {
-  const { Items = [] } = await t.db.send(new ScanCommand({ TableName: t.config.tables.dlq, ConsistentRead: true }));
+  const { Items = [] } = await t.db.send(
+    new ScanCommand({ TableName: t.config.tables.dlq, ConsistentRead: true }),
+  );
   return Items;
 }
 
 async function latestOf(t: TestApp, cityId: string) {
   const r = await t.http.get(`/cities/${cityId}/latest?limit=100`);
-  return r.status === 200 ? (r.body.items as { pm25_value: number; message_id: string; timestamp: string }[]) : [];
+  return r.status === 200
+    ? (r.body.items as { pm25_value: number; message_id: string; timestamp: string }[])
+    : [];
 }
 
 describe('the shard consumer (real emulators)', () => {
@@ -33,7 +37,10 @@ describe('the shard consumer (real emulators)', () => {
         Records: [
           { PartitionKey: 'poison', Data: json(measurement({ city_id: 'poison', pm25_value: 1 })) },
           { PartitionKey: 'poison', Data: Buffer.from('this is not json') },
-          { PartitionKey: 'poison', Data: json(measurement({ city_id: 'poison', pm25_value: -5 })) },
+          {
+            PartitionKey: 'poison',
+            Data: json(measurement({ city_id: 'poison', pm25_value: -5 })),
+          },
           { PartitionKey: 'poison', Data: invalidUtf8 },
           { PartitionKey: 'poison', Data: json(measurement({ city_id: 'poison', pm25_value: 2 })) },
         ],
@@ -57,7 +64,10 @@ describe('the shard consumer (real emulators)', () => {
     const invalid = entries.find((e) => e.reason === 'validation_error');
     expect(invalid?.error_message).toMatch(/pm25_value/);
     expect(JSON.parse(invalid?.payload)).toMatchObject({ pm25_value: -5 });
-    expect(byPayload(invalidUtf8.toString('base64'))).toMatchObject({ reason: 'parse_error', payload_encoding: 'base64' });
+    expect(byPayload(invalidUtf8.toString('base64'))).toMatchObject({
+      reason: 'parse_error',
+      payload_encoding: 'base64',
+    });
 
     const stored = await eventually(async () => {
       const items = await latestOf(t, 'poison');
@@ -72,40 +82,74 @@ describe('restart on the same stream and tables', () => {
 
   it('resumes after the checkpoint: no record lost, none processed again', async () => {
     const first = await startApp(env);
-    await first.http.post('/measurements').send([1, 2, 3].map((v) => measurement({ city_id: 'restart', pm25_value: v }))).expect(202);
+    await first.http
+      .post('/measurements')
+      .send([1, 2, 3].map((v) => measurement({ city_id: 'restart', pm25_value: v })))
+      .expect(202);
     await first.kinesis.send(
-      new PutRecordsCommand({ StreamName: env.KINESIS_STREAM_NAME, Records: [{ PartitionKey: 'restart', Data: Buffer.from('poison') }] }),
+      new PutRecordsCommand({
+        StreamName: env.KINESIS_STREAM_NAME,
+        Records: [{ PartitionKey: 'restart', Data: Buffer.from('poison') }],
+      }),
     );
     await waitUntilConsumed(first);
-    const dlqBefore = (await first.db.send(new ScanCommand({ TableName: env.DYNAMODB_DLQ_TABLE }))).Items ?? [];
+    const dlqBefore =
+      (await first.db.send(new ScanCommand({ TableName: env.DYNAMODB_DLQ_TABLE }))).Items ?? [];
     expect(dlqBefore).toHaveLength(1);
     const stored = await latestOf(first, 'restart');
     expect(stored).toHaveLength(3);
     // Remove one stored item: if the restarted consumer read the old records again, it would come back.
     const removed = stored.find((m) => m.pm25_value === 2)!;
     await first.db.send(
-      new DeleteCommand({ TableName: env.DYNAMODB_REALTIME_TABLE, Key: { city_id: 'restart', sk: `${removed.timestamp}#${removed.message_id}` } }),
+      new DeleteCommand({
+        TableName: env.DYNAMODB_REALTIME_TABLE,
+        Key: { city_id: 'restart', sk: `${removed.timestamp}#${removed.message_id}` },
+      }),
     );
     await first.close();
     const released = await startApp({ ...env, CONSUMER_ENABLED: 'false' });
-    const leaseAfterStop = await released.db.send(new GetCommand({ TableName: env.DYNAMODB_LEASE_TABLE, Key: { leaseKey: 'shardId-000000000000' } }));
+    const leaseAfterStop = await released.db.send(
+      new GetCommand({
+        TableName: env.DYNAMODB_LEASE_TABLE,
+        Key: { leaseKey: 'shardId-000000000000' },
+      }),
+    );
     await released.close();
-    expect(leaseAfterStop.Item).toMatchObject({ leaseOwner: null, leaseCounter: 2, checkpoint: expect.stringMatching(/^\d+$/) });
+    expect(leaseAfterStop.Item).toMatchObject({
+      leaseOwner: null,
+      leaseCounter: 2,
+      checkpoint: expect.stringMatching(/^\d+$/),
+    });
 
     const second = await startApp(env);
     try {
-      await second.http.post('/measurements').send(measurement({ city_id: 'restart', pm25_value: 4 })).expect(202);
+      await second.http
+        .post('/measurements')
+        .send(measurement({ city_id: 'restart', pm25_value: 4 }))
+        .expect(202);
       const after = await eventually(async () => {
         const items = await latestOf(second, 'restart');
         return items.some((m) => m.pm25_value === 4) ? items : undefined;
       }, 'the record sent after the restart');
       await waitUntilConsumed(second);
-      expect((await latestOf(second, 'restart')).map((m) => m.pm25_value).sort()).toEqual([1, 3, 4]);
+      expect((await latestOf(second, 'restart')).map((m) => m.pm25_value).sort()).toEqual([
+        1, 3, 4,
+      ]);
       expect(after.find((m) => m.pm25_value === 2)).toBeUndefined();
-      const dlqAfter = (await second.db.send(new ScanCommand({ TableName: env.DYNAMODB_DLQ_TABLE }))).Items ?? [];
+      const dlqAfter =
+        (await second.db.send(new ScanCommand({ TableName: env.DYNAMODB_DLQ_TABLE }))).Items ?? [];
       expect(dlqAfter).toEqual(dlqBefore);
-      const lease = await second.db.send(new GetCommand({ TableName: env.DYNAMODB_LEASE_TABLE, Key: { leaseKey: 'shardId-000000000000' } }));
-      expect(lease.Item).toMatchObject({ leaseCounter: 3, leaseOwner: second.app.get(StreamConsumerService).status().owner, parentShardIds: [] });
+      const lease = await second.db.send(
+        new GetCommand({
+          TableName: env.DYNAMODB_LEASE_TABLE,
+          Key: { leaseKey: 'shardId-000000000000' },
+        }),
+      );
+      expect(lease.Item).toMatchObject({
+        leaseCounter: 3,
+        leaseOwner: second.app.get(StreamConsumerService).status().owner,
+        parentShardIds: [],
+      });
     } finally {
       await second.close();
     }

@@ -28,7 +28,10 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
         const [, ...rest] = input.Records!;
         const result = await next({ ...args, input: { ...input, Records: rest } });
         const output = result.output as PutRecordsCommandOutput;
-        output.Records = [{ ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'injected' }, ...(output.Records ?? [])];
+        output.Records = [
+          { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'injected' },
+          ...(output.Records ?? []),
+        ];
         output.FailedRecordCount = (output.FailedRecordCount ?? 0) + 1;
         return result;
       },
@@ -40,10 +43,14 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
       expect(injected).toBe(2);
       expect(calls).toEqual([3, 1, 1]);
       await waitUntilConsumed(t);
-      const onStream = (await readWholeStream(t.kinesis, t.config.stream.name)).filter((d) => d.includes('"partial"'));
+      const onStream = (await readWholeStream(t.kinesis, t.config.stream.name)).filter((d) =>
+        d.includes('"partial"'),
+      );
       expect(onStream).toHaveLength(3);
       const latest = await t.http.get('/cities/partial/latest').expect(200);
-      expect(latest.body.items.map((m: { pm25_value: number }) => m.pm25_value).sort()).toEqual([1, 2, 3]);
+      expect(latest.body.items.map((m: { pm25_value: number }) => m.pm25_value).sort()).toEqual([
+        1, 2, 3,
+      ]);
     } finally {
       t.kinesis.middlewareStack.remove('injectPartialFailure');
     }
@@ -53,7 +60,10 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
     t.kinesis.middlewareStack.add(
       (next, context) => async (args) => {
         if (context.commandName === 'PutRecordsCommand') {
-          throw Object.assign(new Error('injected outage'), { name: 'ServiceUnavailable', $fault: 'server' });
+          throw Object.assign(new Error('injected outage'), {
+            name: 'ServiceUnavailable',
+            $fault: 'server',
+          });
         }
         return next(args);
       },
@@ -63,13 +73,20 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
     try {
       const res = await t.http.post('/measurements').send(body).expect(503);
       expect(res.headers['retry-after']).toMatch(/^\d+$/);
-      expect(res.body).toEqual({ statusCode: 503, error: 'Service Unavailable', message: expect.any(String) });
+      expect(res.body).toEqual({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: expect.any(String),
+      });
       expect(JSON.stringify(res.body)).not.toMatch(/injected|ServiceUnavailable/);
     } finally {
       t.kinesis.middlewareStack.remove('injectOutage');
     }
     await t.http.post('/measurements').send(body).expect(202);
-    await eventually(async () => ((await t.http.get('/cities/outage/latest')).status === 200 ? true : undefined), 'outage record');
+    await eventually(
+      async () => ((await t.http.get('/cities/outage/latest')).status === 200 ? true : undefined),
+      'outage record',
+    );
   });
 
   it('checkpoints nothing past a record whose DynamoDB write fails, and stores it once DynamoDB recovers', async () => {
@@ -82,19 +99,29 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
         const input = args.input as { RequestItems?: Record<string, unknown> };
         if (failing && input.RequestItems?.[t.config.tables.realtime]) {
           failures += 1;
-          throw Object.assign(new Error('injected'), { name: 'InternalServerError', $fault: 'server' });
+          throw Object.assign(new Error('injected'), {
+            name: 'InternalServerError',
+            $fault: 'server',
+          });
         }
         return next(args);
       },
       { step: 'initialize', name: 'injectWriteFailure' },
     );
     try {
-      await t.http.post('/measurements').send(measurement({ city_id: 'recover' })).expect(202);
+      await t.http
+        .post('/measurements')
+        .send(measurement({ city_id: 'recover' }))
+        .expect(202);
       await eventually(async () => (failures >= 3 ? true : undefined), 'three failed writes');
       expect(await checkpoints(t.db, t.config)).toEqual(before);
       await t.http.get('/cities/recover/latest').expect(404);
       failing = false;
-      await eventually(async () => ((await t.http.get('/cities/recover/latest')).status === 200 ? true : undefined), 'the record after recovery');
+      await eventually(
+        async () =>
+          (await t.http.get('/cities/recover/latest')).status === 200 ? true : undefined,
+        'the record after recovery',
+      );
       await waitUntilConsumed(t);
       expect(await checkpoints(t.db, t.config)).not.toEqual(before);
     } finally {

@@ -21,9 +21,16 @@ describe('POST /measurements → GET /cities/:cityId/latest (real emulators)', (
   });
 
   it('serves a POSTed measurement from the speed layer and lists its city', async () => {
-    const body = measurement({ city_id: 'lisbon', city_name: 'Lisbon', timestamp: '2026-01-02T10:00:00+01:00' });
+    const body = measurement({
+      city_id: 'lisbon',
+      city_name: 'Lisbon',
+      timestamp: '2026-01-02T10:00:00+01:00',
+    });
     const post = await t.http.post('/measurements').send(body).expect(202);
-    expect(post.body).toEqual({ accepted: 1, message_ids: [expect.stringMatching(/^[0-9a-f]{16}$/)] });
+    expect(post.body).toEqual({
+      accepted: 1,
+      message_ids: [expect.stringMatching(/^[0-9a-f]{16}$/)],
+    });
 
     const latest = await eventually(async () => {
       const r = await t.http.get('/cities/lisbon/latest');
@@ -51,14 +58,22 @@ describe('POST /measurements → GET /cities/:cityId/latest (real emulators)', (
 
   it('returns the newest event time first and keeps the newest as the city latest, whatever the arrival order', async () => {
     const at = (minute: number) => `2026-01-03T10:0${minute}:00Z`;
-    await t.http.post('/measurements').send(measurement({ city_id: 'oslo', timestamp: at(5), pm25_value: 5 })).expect(202);
-    await t.http.post('/measurements').send([
-      measurement({ city_id: 'oslo', timestamp: at(1), pm25_value: 1 }),
-      measurement({ city_id: 'oslo', timestamp: at(3), pm25_value: 3 }),
-    ]).expect(202);
+    await t.http
+      .post('/measurements')
+      .send(measurement({ city_id: 'oslo', timestamp: at(5), pm25_value: 5 }))
+      .expect(202);
+    await t.http
+      .post('/measurements')
+      .send([
+        measurement({ city_id: 'oslo', timestamp: at(1), pm25_value: 1 }),
+        measurement({ city_id: 'oslo', timestamp: at(3), pm25_value: 3 }),
+      ])
+      .expect(202);
     const latest = await eventually(async () => {
       const r = await t.http.get('/cities/oslo/latest?limit=2');
-      return r.status === 200 && r.body.items.length === 2 && r.body.items[1].pm25_value === 3 ? r.body : undefined;
+      return r.status === 200 && r.body.items.length === 2 && r.body.items[1].pm25_value === 3
+        ? r.body
+        : undefined;
     }, 'three oslo measurements');
     expect(latest.items.map((m: { pm25_value: number }) => m.pm25_value)).toEqual([5, 3]);
     await waitUntilConsumed(t);
@@ -72,31 +87,64 @@ describe('POST /measurements → GET /cities/:cityId/latest (real emulators)', (
     const first = await t.http.post('/measurements').send(body).expect(202);
     const second = await t.http.post('/measurements').send([body, body]).expect(202);
     expect(second.body.message_ids).toEqual([first.body.message_ids[0], first.body.message_ids[0]]);
-    await t.http.post('/measurements').send(measurement({ city_id: 'twice', timestamp: '2020-01-01T00:00:00Z' })).expect(202);
+    await t.http
+      .post('/measurements')
+      .send(measurement({ city_id: 'twice', timestamp: '2020-01-01T00:00:00Z' }))
+      .expect(202);
     const latest = await eventually(async () => {
       const r = await t.http.get('/cities/twice/latest?limit=100');
-      return r.status === 200 && r.body.items.some((m: { timestamp: string }) => m.timestamp.startsWith('2020')) ? r.body : undefined;
+      return r.status === 200 &&
+        r.body.items.some((m: { timestamp: string }) => m.timestamp.startsWith('2020'))
+        ? r.body
+        : undefined;
     }, 'the later marker record');
-    expect(latest.items.filter((m: { message_id: string }) => m.message_id === first.body.message_ids[0])).toHaveLength(1);
+    expect(
+      latest.items.filter(
+        (m: { message_id: string }) => m.message_id === first.body.message_ids[0],
+      ),
+    ).toHaveLength(1);
     expect(latest.items).toHaveLength(2);
   });
 
   it('answers 404 for a city never seen and 400 for bad parameters', async () => {
     const missing = await t.http.get('/cities/nowhere/latest').expect(404);
-    expect(missing.body).toEqual({ statusCode: 404, error: 'Not Found', message: expect.any(String) });
-    for (const path of ['/cities/bad%20id/latest', '/cities/lisbon/latest?limit=0', '/cities/lisbon/latest?limit=101', '/cities/lisbon/latest?limit=abc', '/cities/lisbon/latest?other=1']) {
+    expect(missing.body).toEqual({
+      statusCode: 404,
+      error: 'Not Found',
+      message: expect.any(String),
+    });
+    for (const path of [
+      '/cities/bad%20id/latest',
+      '/cities/lisbon/latest?limit=0',
+      '/cities/lisbon/latest?limit=101',
+      '/cities/lisbon/latest?limit=abc',
+      '/cities/lisbon/latest?other=1',
+    ]) {
       const res = await t.http.get(path);
       expect({ path, status: res.status }).toEqual({ path, status: 400 });
-      expect(res.body).toEqual({ statusCode: 400, error: 'Bad Request', message: expect.anything() });
+      expect(res.body).toEqual({
+        statusCode: 400,
+        error: 'Bad Request',
+        message: expect.anything(),
+      });
     }
   });
 
   it('serves the OpenAPI document and Swagger UI', async () => {
     const doc = await t.http.get('/docs-json').expect(200);
     expect(Object.keys(doc.body.paths)).toEqual(
-      expect.arrayContaining(['/measurements', '/cities', '/cities/{cityId}/latest', '/health/live', '/health/ready']),
+      expect.arrayContaining([
+        '/measurements',
+        '/cities',
+        '/cities/{cityId}/latest',
+        '/health/live',
+        '/health/ready',
+      ]),
     );
-    expect(doc.body.components.schemas.MeasurementDto.properties.pm25_value).toMatchObject({ minimum: 0, maximum: 1000 });
+    expect(doc.body.components.schemas.MeasurementDto.properties.pm25_value).toMatchObject({
+      minimum: 0,
+      maximum: 1000,
+    });
     const ui = await t.http.get('/docs').redirects(1);
     expect(ui.status).toBe(200);
     expect(ui.text).toContain('swagger');
@@ -116,7 +164,11 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
     ['a value out of range', measurement({ pm25_value: 1000.5 }), /pm25_value/],
     ['a string for a number', measurement({ temperature_c: '21' }), /temperature_c/],
     ['a timestamp without a zone', measurement({ timestamp: '2026-01-01T00:00:00' }), /timestamp/],
-    ['a timestamp in the future', measurement({ timestamp: new Date(Date.now() + 3_600_000).toISOString() }), /timestamp/],
+    [
+      'a timestamp in the future',
+      measurement({ timestamp: new Date(Date.now() + 3_600_000).toISOString() }),
+      /timestamp/,
+    ],
     ['a bad city id', measurement({ city_id: 'a b' }), /city_id/],
     ['an unknown field', measurement({ extra: 1 }), /extra is not an allowed field/],
     ['a bad AQI category', measurement({ aqi_category: 'Bad' }), /aqi_category/],
@@ -128,7 +180,10 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
   ];
 
   it.each(cases)('400 for %s', async (_name, body, message) => {
-    const res = await t.http.post('/measurements').set('content-type', 'application/json').send(JSON.stringify(body));
+    const res = await t.http
+      .post('/measurements')
+      .set('content-type', 'application/json')
+      .send(JSON.stringify(body));
     expect(res.status).toBe(400);
     expect(res.body.statusCode).toBe(400);
     expect(res.body.error).toBe('Bad Request');
@@ -138,23 +193,48 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
   it('400 with per-index messages for a batch, and none of it sent', async () => {
     const res = await t.http
       .post('/measurements')
-      .send([measurement({ city_id: 'batch-ok' }), measurement({ pm10_value: -1 }), measurement(), measurement({ city_name: '' })])
+      .send([
+        measurement({ city_id: 'batch-ok' }),
+        measurement({ pm10_value: -1 }),
+        measurement(),
+        measurement({ city_name: '' }),
+      ])
       .expect(400);
-    expect(res.body.message).toEqual([expect.stringMatching(/^\[1\]\.pm10_value/), expect.stringMatching(/^\[3\]\.city_name/)]);
+    expect(res.body.message).toEqual([
+      expect.stringMatching(/^\[1\]\.pm10_value/),
+      expect.stringMatching(/^\[3\]\.city_name/),
+    ]);
   });
 
   it('400 for malformed JSON and 413 for a body over 1 MB', async () => {
-    const malformed = await t.http.post('/measurements').set('content-type', 'application/json').send('{"city_id":');
+    const malformed = await t.http
+      .post('/measurements')
+      .set('content-type', 'application/json')
+      .send('{"city_id":');
     expect(malformed.status).toBe(400);
-    expect(malformed.body).toEqual({ statusCode: 400, error: 'Bad Request', message: expect.any(String) });
+    expect(malformed.body).toEqual({
+      statusCode: 400,
+      error: 'Bad Request',
+      message: expect.any(String),
+    });
     const big = JSON.stringify([{ ...measurement(), city_name: 'x'.repeat(1_100_000) }]);
-    const tooLarge = await t.http.post('/measurements').set('content-type', 'application/json').send(big);
+    const tooLarge = await t.http
+      .post('/measurements')
+      .set('content-type', 'application/json')
+      .send(big);
     expect(tooLarge.status).toBe(413);
-    expect(tooLarge.body).toEqual({ statusCode: 413, error: 'Payload Too Large', message: expect.any(String) });
+    expect(tooLarge.body).toEqual({
+      statusCode: 413,
+      error: 'Payload Too Large',
+      message: expect.any(String),
+    });
   });
 
   it('put nothing on the stream for any rejected request, and a valid one afterwards is there', async () => {
-    await t.http.post('/measurements').send(measurement({ city_id: 'control' })).expect(202);
+    await t.http
+      .post('/measurements')
+      .send(measurement({ city_id: 'control' }))
+      .expect(202);
     const records = await readWholeStream(t.kinesis, t.config.stream.name);
     expect(records).toHaveLength(1);
     expect(JSON.parse(records[0])).toMatchObject({ city_id: 'control' });

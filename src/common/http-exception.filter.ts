@@ -1,4 +1,11 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import {
+  ArgumentsHost,
+  Catch,
+  ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+} from '@nestjs/common';
 import type { Response } from 'express';
 import { AppError, ErrorCode } from './app-error';
 
@@ -44,7 +51,11 @@ export class HttpExceptionFilter implements ExceptionFilter {
     response.status(status).json({ statusCode: status, error: REASON[status] ?? 'Error', message });
   }
 
-  private describe(exception: unknown): { status: number; message: string | string[]; retryAfter?: number } {
+  private describe(exception: unknown): {
+    status: number;
+    message: string | string[];
+    retryAfter?: number;
+  } {
     if (exception instanceof AppError) {
       const status = STATUS_OF[exception.code];
       return {
@@ -73,7 +84,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
     if (typeof parserStatus === 'number' && parserStatus >= 400 && parserStatus < 500) {
       return { status: parserStatus, message: 'the request body could not be read' };
     }
-    this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+    this.logger.error(
+      exception instanceof Error ? (exception.stack ?? exception.message) : String(exception),
+    );
     return { status: 500, message: 'internal error' };
   }
 }

@@ -1,6 +1,13 @@
 import { MAX_BATCH, validateMeasurement, validateMeasurementBody } from './measurement-validation';
 
-const REQUIRED = ['city_id', 'city_name', 'timestamp', 'pm25_value', 'pm10_value', 'temperature_c'] as const;
+const REQUIRED = [
+  'city_id',
+  'city_name',
+  'timestamp',
+  'pm25_value',
+  'pm10_value',
+  'temperature_c',
+] as const;
 
 /** A valid measurement with an event time safely in the past. */
 const valid = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -49,7 +56,13 @@ describe('measurement validation (SPEC §1)', () => {
   });
 
   it('accepts a measurement with every optional field', () => {
-    expectValid(valid({ aqi_value: 117, aqi_category: 'Unhealthy for Sensitive Groups', station_id: 'anand-vihar' }));
+    expectValid(
+      valid({
+        aqi_value: 117,
+        aqi_category: 'Unhealthy for Sensitive Groups',
+        station_id: 'anand-vihar',
+      }),
+    );
   });
 
   describe('required fields', () => {
@@ -84,9 +97,12 @@ describe('measurement validation (SPEC §1)', () => {
       expectInvalid(valid({ [field]: Number.NEGATIVE_INFINITY }), field);
     });
 
-    it.each(['city_id', 'pm25_value', 'timestamp'])('rejects null for the required field %s', (field) => {
-      expectInvalid(valid({ [field]: null }), field);
-    });
+    it.each(['city_id', 'pm25_value', 'timestamp'])(
+      'rejects null for the required field %s',
+      (field) => {
+        expectInvalid(valid({ [field]: null }), field);
+      },
+    );
   });
 
   describe('numeric bounds', () => {
@@ -178,7 +194,8 @@ describe('measurement validation (SPEC §1)', () => {
     it('rejects a future time written with an offset', () => {
       const future = new Date(Date.now() + 60 * 60 * 1000);
       // the same instant as local time at +05:30
-      const local = new Date(future.getTime() + 5.5 * 3600 * 1000).toISOString().slice(0, 19) + '+05:30';
+      const local =
+        new Date(future.getTime() + 5.5 * 3600 * 1000).toISOString().slice(0, 19) + '+05:30';
       expectInvalid(valid({ timestamp: local }), 'timestamp');
     });
 
@@ -210,9 +227,12 @@ describe('measurement validation (SPEC §1)', () => {
       expectValid(valid({ aqi_category: category }));
     });
 
-    it.each(['good', 'Dangerous', '', 'Unhealthy for sensitive groups'])('rejects %p', (category) => {
-      expectInvalid(valid({ aqi_category: category }), 'aqi_category');
-    });
+    it.each(['good', 'Dangerous', '', 'Unhealthy for sensitive groups'])(
+      'rejects %p',
+      (category) => {
+        expectInvalid(valid({ aqi_category: category }), 'aqi_category');
+      },
+    );
   });
 
   describe('station_id', () => {
@@ -243,9 +263,14 @@ describe('measurement validation (SPEC §1)', () => {
     });
 
     it('rejects the service-owned fields when a client sends them', () => {
-      const errors = errorsOf(valid({ message_id: 'abc', ingestion_timestamp: '2025-06-01T08:00:00Z' }));
+      const errors = errorsOf(
+        valid({ message_id: 'abc', ingestion_timestamp: '2025-06-01T08:00:00Z' }),
+      );
       expect(errors).toEqual(
-        expect.arrayContaining(['message_id is not an allowed field', 'ingestion_timestamp is not an allowed field']),
+        expect.arrayContaining([
+          'message_id is not an allowed field',
+          'ingestion_timestamp is not an allowed field',
+        ]),
       );
       expect(errors).toHaveLength(2);
     });
@@ -258,7 +283,10 @@ describe('measurement validation (SPEC §1)', () => {
       ['null', null],
       ['a boolean', true],
     ])('rejects %s', (_label, body) => {
-      expect(validateMeasurementBody(body)).toEqual({ ok: false, errors: ['body must be a JSON object'] });
+      expect(validateMeasurementBody(body)).toEqual({
+        ok: false,
+        errors: ['body must be a JSON object'],
+      });
       expect(validateMeasurement(body)).toEqual(['body must be a JSON object']);
     });
   });

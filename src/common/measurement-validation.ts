@@ -5,7 +5,11 @@ import { MeasurementDto } from './dto/measurement.dto';
 
 export const MAX_BATCH = 500;
 
-function describe(errors: ValidationError[], value: Record<string, unknown>, prefix: string): string[] {
+function describe(
+  errors: ValidationError[],
+  value: Record<string, unknown>,
+  prefix: string,
+): string[] {
   return errors.map((error) => {
     const path = `${prefix}${error.property}`;
     if (error.constraints && 'whitelistValidation' in error.constraints) {
@@ -41,11 +45,18 @@ export function validateMeasurementBody(
 ): { ok: true; items: MeasurementInput[] } | { ok: false; errors: string[] } {
   if (Array.isArray(body)) {
     if (body.length === 0 || body.length > MAX_BATCH) {
-      return { ok: false, errors: [`a batch must hold 1–${MAX_BATCH} measurements, got ${body.length}`] };
+      return {
+        ok: false,
+        errors: [`a batch must hold 1–${MAX_BATCH} measurements, got ${body.length}`],
+      };
     }
     const errors = body.flatMap((item, i) => validateMeasurement(item, `[${i}].`));
-    return errors.length > 0 ? { ok: false, errors } : { ok: true, items: body as MeasurementInput[] };
+    return errors.length > 0
+      ? { ok: false, errors }
+      : { ok: true, items: body as MeasurementInput[] };
   }
   const errors = validateMeasurement(body);
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, items: [body as MeasurementInput] };
+  return errors.length > 0
+    ? { ok: false, errors }
+    : { ok: true, items: [body as MeasurementInput] };
 }

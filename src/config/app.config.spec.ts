@@ -67,7 +67,9 @@ describe('loadConfig (SPEC §4)', () => {
     });
 
     it('is true when BACKEND=aws and PROVISION_RESOURCES=true', () => {
-      expect(loadConfig({ BACKEND: 'aws', PROVISION_RESOURCES: 'true' }).provisionResources).toBe(true);
+      expect(loadConfig({ BACKEND: 'aws', PROVISION_RESOURCES: 'true' }).provisionResources).toBe(
+        true,
+      );
     });
 
     it('is false when embedded and PROVISION_RESOURCES=false', () => {
@@ -75,7 +77,9 @@ describe('loadConfig (SPEC §4)', () => {
     });
 
     it('an empty PROVISION_RESOURCES means unset', () => {
-      expect(loadConfig({ BACKEND: 'aws', PROVISION_RESOURCES: '' }).provisionResources).toBe(false);
+      expect(loadConfig({ BACKEND: 'aws', PROVISION_RESOURCES: '' }).provisionResources).toBe(
+        false,
+      );
       expect(loadConfig({ PROVISION_RESOURCES: '' }).provisionResources).toBe(true);
     });
   });
@@ -90,7 +94,9 @@ describe('loadConfig (SPEC §4)', () => {
     });
 
     it('SIMULATOR_ENABLED=false wins over the caller default', () => {
-      expect(loadConfig({ SIMULATOR_ENABLED: 'false' }, { simulatorEnabled: true }).simulator.enabled).toBe(false);
+      expect(
+        loadConfig({ SIMULATOR_ENABLED: 'false' }, { simulatorEnabled: true }).simulator.enabled,
+      ).toBe(false);
     });
   });
 

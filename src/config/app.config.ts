@@ -84,10 +84,19 @@ export function loadConfig(
 ): AppConfig {
   const known = Object.keys(new EnvironmentVariables());
   const picked: Record<string, string> = {};
-  for (const key of [...known, 'PROVISION_RESOURCES', 'SIMULATOR_ENABLED', 'AWS_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_KINESIS', 'AWS_ENDPOINT_URL_DYNAMODB']) {
+  for (const key of [
+    ...known,
+    'PROVISION_RESOURCES',
+    'SIMULATOR_ENABLED',
+    'AWS_REGION',
+    'AWS_ENDPOINT_URL',
+    'AWS_ENDPOINT_URL_KINESIS',
+    'AWS_ENDPOINT_URL_DYNAMODB',
+  ]) {
     const value = env[key];
     if (value === undefined) continue;
-    if (value.trim() === '' && (EMPTY_MEANS_UNSET.has(key) || key.startsWith('AWS_ENDPOINT'))) continue;
+    if (value.trim() === '' && (EMPTY_MEANS_UNSET.has(key) || key.startsWith('AWS_ENDPOINT')))
+      continue;
     picked[key] = value;
   }
   const vars = plainToInstance(EnvironmentVariables, picked);
@@ -133,7 +142,9 @@ export function loadConfig(
       rate: vars.SIMULATOR_RATE,
     },
     speedLayer: { ttlHours: vars.SPEED_LAYER_TTL_HOURS },
-    apiKeys: vars.API_KEYS.split(',').map((k) => k.trim()).filter((k) => k.length > 0),
+    apiKeys: vars.API_KEYS.split(',')
+      .map((k) => k.trim())
+      .filter((k) => k.length > 0),
     logLevel: vars.LOG_LEVEL as LogLevelName,
   };
 }

@@ -5,8 +5,13 @@ import { APP_CONFIG } from './config.tokens';
 /** Provides the validated AppConfig; tests override APP_CONFIG with their own loadConfig(...). */
 @Global()
 @Module({
-  providers: [{ provide: APP_CONFIG, useFactory: () =>
-        loadConfig(process.env, { simulatorEnabled: process.env.npm_lifecycle_event === 'start' }) }],
+  providers: [
+    {
+      provide: APP_CONFIG,
+      useFactory: () =>
+        loadConfig(process.env, { simulatorEnabled: process.env.npm_lifecycle_event === 'start' }),
+    },
+  ],
   exports: [APP_CONFIG],
 })
 export class ConfigModule {}

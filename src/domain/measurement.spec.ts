@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { MeasurementInput, normaliseMeasurement } from './measurement';
 
-const sha256Prefix = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
+const sha256Prefix = (text: string) =>
+  createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
 
 const input = (overrides: Partial<MeasurementInput> = {}): MeasurementInput => ({
   city_id: 'delhi',
@@ -28,8 +29,14 @@ describe('normaliseMeasurement', () => {
 
   it('gives the same message id to the same instant written two ways', () => {
     const a = normaliseMeasurement(input({ timestamp: '2026-11-26T09:00:00+01:00' }), ingestedAt);
-    const b = normaliseMeasurement(input({ timestamp: '2026-11-26T08:00:00Z' }), new Date('2026-11-26T09:00:00Z'));
-    const c = normaliseMeasurement(input({ timestamp: '2026-11-26T03:30:00.000-04:30' }), ingestedAt);
+    const b = normaliseMeasurement(
+      input({ timestamp: '2026-11-26T08:00:00Z' }),
+      new Date('2026-11-26T09:00:00Z'),
+    );
+    const c = normaliseMeasurement(
+      input({ timestamp: '2026-11-26T03:30:00.000-04:30' }),
+      ingestedAt,
+    );
     expect(a.message_id).toBe(b.message_id);
     expect(c.message_id).toBe(a.message_id);
   });

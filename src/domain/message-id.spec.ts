@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { messageId } from './message-id';
 
-const sha256Prefix = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
+const sha256Prefix = (text: string) =>
+  createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
 
 describe('messageId (SPEC §1)', () => {
   const ts = '2026-11-26T08:00:00.000Z';
@@ -11,11 +12,17 @@ describe('messageId (SPEC §1)', () => {
   });
 
   it('appends "_" + station_id when a station is given', () => {
-    expect(messageId('delhi', ts, 'anand-vihar')).toBe(sha256Prefix('delhi_2026-11-26T08:00:00.000Z_anand-vihar'));
+    expect(messageId('delhi', ts, 'anand-vihar')).toBe(
+      sha256Prefix('delhi_2026-11-26T08:00:00.000Z_anand-vihar'),
+    );
   });
 
   it('is 16 lowercase hex characters', () => {
-    for (const id of [messageId('delhi', ts), messageId('Mumbai_2', ts, 'ST-1'), messageId('x', '2020-01-01T00:00:00.000Z')]) {
+    for (const id of [
+      messageId('delhi', ts),
+      messageId('Mumbai_2', ts, 'ST-1'),
+      messageId('x', '2020-01-01T00:00:00.000Z'),
+    ]) {
       expect(id).toMatch(/^[0-9a-f]{16}$/);
     }
   });

@@ -5,6 +5,9 @@ import { createHash } from 'node:crypto';
  * `city_id + "_" + timestamp (+ "_" + station_id)`, with the timestamp already in UTC ISO with ms.
  */
 export function messageId(cityId: string, utcTimestamp: string, stationId?: string): string {
-  const content = stationId === undefined ? `${cityId}_${utcTimestamp}` : `${cityId}_${utcTimestamp}_${stationId}`;
+  const content =
+    stationId === undefined
+      ? `${cityId}_${utcTimestamp}`
+      : `${cityId}_${utcTimestamp}_${stationId}`;
   return createHash('sha256').update(content).digest('hex').slice(0, 16);
 }

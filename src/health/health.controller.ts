@@ -20,7 +20,9 @@ export class HealthController {
 
   @Get('ready')
   @HealthCheck()
-  @ApiOperation({ summary: '503 unless the stream is ACTIVE, the tables answer and the consumer runs' })
+  @ApiOperation({
+    summary: '503 unless the stream is ACTIVE, the tables answer and the consumer runs',
+  })
   ready() {
     return this.health.check([
       () => this.resources.stream(),

@@ -28,8 +28,14 @@ export class ResourcesHealthIndicator {
         new DescribeStreamSummaryCommand({ StreamName: this.config.stream.name }),
         { abortSignal: AbortSignal.timeout(TIMEOUT_MS) },
       );
-      const data = { name: this.config.stream.name, streamStatus: s?.StreamStatus, openShards: s?.OpenShardCount };
-      return s?.StreamStatus === 'ACTIVE' || s?.StreamStatus === 'UPDATING' ? indicator.up(data) : indicator.down(data);
+      const data = {
+        name: this.config.stream.name,
+        streamStatus: s?.StreamStatus,
+        openShards: s?.OpenShardCount,
+      };
+      return s?.StreamStatus === 'ACTIVE' || s?.StreamStatus === 'UPDATING'
+        ? indicator.up(data)
+        : indicator.down(data);
     } catch (error) {
       return indicator.down({ name: this.config.stream.name, error: errorName(error) });
     }
@@ -41,9 +47,12 @@ export class ResourcesHealthIndicator {
     const results = await Promise.all(
       names.map(async (name) => {
         try {
-          const { Table } = await this.dynamoDb.send(new DescribeTableCommand({ TableName: name }), {
-            abortSignal: AbortSignal.timeout(TIMEOUT_MS),
-          });
+          const { Table } = await this.dynamoDb.send(
+            new DescribeTableCommand({ TableName: name }),
+            {
+              abortSignal: AbortSignal.timeout(TIMEOUT_MS),
+            },
+          );
           return [name, Table?.TableStatus ?? 'UNKNOWN'] as const;
         } catch (error) {
           return [name, errorName(error)] as const;
@@ -51,7 +60,9 @@ export class ResourcesHealthIndicator {
       }),
     );
     const data = Object.fromEntries(results);
-    return results.every(([, status]) => status === 'ACTIVE') ? indicator.up(data) : indicator.down(data);
+    return results.every(([, status]) => status === 'ACTIVE')
+      ? indicator.up(data)
+      : indicator.down(data);
   }
 
   consumerState() {
@@ -60,10 +71,19 @@ export class ResourcesHealthIndicator {
     const shards = Object.fromEntries(
       status.shards.map((s) => [
         s.shardId,
-        { state: s.state, millis_behind_latest: s.millisBehindLatest ?? null, last_read_at: s.lastReadAt ?? null },
+        {
+          state: s.state,
+          millis_behind_latest: s.millisBehindLatest ?? null,
+          last_read_at: s.lastReadAt ?? null,
+        },
       ]),
     );
-    const data = { state: status.state, owner: status.owner, leases_held: status.shards.length, shards };
+    const data = {
+      state: status.state,
+      owner: status.owner,
+      leases_held: status.shards.length,
+      shards,
+    };
     const healthy = ['disabled', 'starting', 'running'].includes(status.state);
     return healthy ? indicator.up(data) : indicator.down(data);
   }

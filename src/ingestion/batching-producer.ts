@@ -24,6 +24,7 @@ interface Group {
   settled: boolean;
   resolve: () => void;
   reject: (error: Error) => void;
+  timer?: NodeJS.Timeout;
 }
 
 interface Entry {
@@ -60,7 +61,9 @@ export class BatchingProducer {
 
   send(records: { data: Uint8Array; partitionKey: string }[]): Promise<void> {
     if (this.closing) {
-      return Promise.reject(new AppError(ErrorCode.ShuttingDown, 'the service is shutting down', [], 1));
+      return Promise.reject(
+        new AppError(ErrorCode.ShuttingDown, 'the service is shutting down', [], 1),
+      );
     }
     if (this.buffered + records.length > this.options.maxBufferedRecords) {
       return Promise.reject(
@@ -76,10 +79,17 @@ export class BatchingProducer {
         resolve,
         reject,
       };
+      // Rejects at the deadline even when a PutRecords call hangs; late acknowledgements are ignored.
+      group.timer = setTimeout(() => this.giveUp(group), this.options.deadlineMs);
       this.buffered += records.length;
       for (const record of records) {
         const size = record.data.byteLength + Buffer.byteLength(record.partitionKey);
-        this.enqueue({ request: { Data: record.data, PartitionKey: record.partitionKey }, size, attempts: 0, group });
+        this.enqueue({
+          request: { Data: record.data, PartitionKey: record.partitionKey },
+          size,
+          attempts: 0,
+          group,
+        });
       }
       this.schedule();
     });
@@ -101,7 +111,8 @@ export class BatchingProducer {
   }
 
   private schedule(): void {
-    const full = this.queue.length >= MAX_RECORDS_PER_CALL || this.queuedBytes >= MAX_BYTES_PER_CALL;
+    const full =
+      this.queue.length >= MAX_RECORDS_PER_CALL || this.queuedBytes >= MAX_BYTES_PER_CALL;
     if (full || this.options.lingerMs === 0 || this.closing) {
       this.flush();
     } else if (!this.lingerTimer) {
@@ -172,6 +183,7 @@ export class BatchingProducer {
     group.remaining -= 1;
     if (group.remaining === 0) {
       group.settled = true;
+      clearTimeout(group.timer);
       group.resolve();
     }
   }
@@ -210,6 +222,7 @@ export class BatchingProducer {
   private giveUp(group: Group): void {
     if (group.settled) return;
     group.settled = true;
+    clearTimeout(group.timer);
     group.reject(
       new AppError(
         ErrorCode.StreamUnavailable,

@@ -33,7 +33,12 @@ export class IngestionController {
     schema: {
       oneOf: [
         { $ref: getSchemaPath(MeasurementDto) },
-        { type: 'array', minItems: 1, maxItems: 500, items: { $ref: getSchemaPath(MeasurementDto) } },
+        {
+          type: 'array',
+          minItems: 1,
+          maxItems: 500,
+          items: { $ref: getSchemaPath(MeasurementDto) },
+        },
       ],
     },
     examples: {
@@ -50,7 +55,10 @@ export class IngestionController {
     },
   })
   @ApiAcceptedResponse({ type: IngestionResultDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'validation errors, with `[i].` for batch items' })
+  @ApiBadRequestResponse({
+    type: ErrorResponseDto,
+    description: 'validation errors, with `[i].` for batch items',
+  })
   @ApiPayloadTooLargeResponse({ type: ErrorResponseDto, description: 'body over 1 MB' })
   @ApiServiceUnavailableResponse({
     type: ErrorResponseDto,

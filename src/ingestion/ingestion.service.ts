@@ -16,7 +16,8 @@ export class IngestionService {
 
   async ingestBody(body: unknown): Promise<IngestionResult> {
     const result = validateMeasurementBody(body);
-    if (!result.ok) throw new AppError(ErrorCode.ValidationFailed, 'validation failed', result.errors);
+    if (!result.ok)
+      throw new AppError(ErrorCode.ValidationFailed, 'validation failed', result.errors);
     return this.ingest(result.items);
   }
 

@@ -18,7 +18,9 @@ export class KinesisProducerService implements OnModuleDestroy {
     const streamName = config.stream.name;
     this.producer = new BatchingProducer(
       async (entries) => {
-        const output = await kinesis.send(new PutRecordsCommand({ StreamName: streamName, Records: entries }));
+        const output = await kinesis.send(
+          new PutRecordsCommand({ StreamName: streamName, Records: entries }),
+        );
         return output.Records ?? [];
       },
       {

@@ -1,5 +1,11 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import { AppError, ErrorCode } from '../common/app-error';
 import { ErrorResponseDto } from '../common/dto/error-response.dto';
 import { CityParamsDto } from './dto/city-params.dto';
@@ -22,14 +28,25 @@ export class SpeedLayerController {
   }
 
   @Get(':cityId/latest')
-  @ApiOperation({ summary: 'The newest measurements of a city, by event time; expired items are never returned' })
+  @ApiOperation({
+    summary: 'The newest measurements of a city, by event time; expired items are never returned',
+  })
   @ApiOkResponse({ type: LatestResponseDto })
   @ApiBadRequestResponse({ type: ErrorResponseDto })
-  @ApiNotFoundResponse({ type: ErrorResponseDto, description: 'no measurement of this city in the speed layer' })
-  async latest(@Param() params: CityParamsDto, @Query() query: LatestQueryDto): Promise<LatestResponseDto> {
+  @ApiNotFoundResponse({
+    type: ErrorResponseDto,
+    description: 'no measurement of this city in the speed layer',
+  })
+  async latest(
+    @Param() params: CityParamsDto,
+    @Query() query: LatestQueryDto,
+  ): Promise<LatestResponseDto> {
     const items = await this.speedLayer.latest(params.cityId, query.limit);
     if (items.length === 0) {
-      throw new AppError(ErrorCode.NotFound, `no measurement of city ${params.cityId} in the speed layer`);
+      throw new AppError(
+        ErrorCode.NotFound,
+        `no measurement of city ${params.cityId} in the speed layer`,
+      );
     }
     return { city_id: params.cityId, items };
   }

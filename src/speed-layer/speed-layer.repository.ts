@@ -1,4 +1,9 @@
-import { BatchWriteCommand, DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
@@ -51,7 +56,8 @@ export class SpeedLayerRepository {
       PutRequest: { Item: { ...m, sk: eventKey(m), ttl } },
     }));
     const chunks: (typeof requests)[] = [];
-    for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX) chunks.push(requests.slice(i, i + BATCH_WRITE_MAX));
+    for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX)
+      chunks.push(requests.slice(i, i + BATCH_WRITE_MAX));
     await runLimited(chunks, PARALLEL_BATCHES, (chunk) => this.batchWrite(chunk));
     await this.updateLatest(measurements, ttl);
   }
@@ -104,12 +110,17 @@ export class SpeedLayerRepository {
     return cities;
   }
 
-  private async batchWrite(requests: { PutRequest: { Item: Record<string, unknown> } }[]): Promise<void> {
+  private async batchWrite(
+    requests: { PutRequest: { Item: Record<string, unknown> } }[],
+  ): Promise<void> {
     let pending = requests;
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) await backoff(attempt);
-      if (attempt > 10) throw new Error(`${pending.length} item(s) still unprocessed after ${attempt} attempts`);
-      const output = await this.db.send(new BatchWriteCommand({ RequestItems: { [this.table]: pending } }));
+      if (attempt > 10)
+        throw new Error(`${pending.length} item(s) still unprocessed after ${attempt} attempts`);
+      const output = await this.db.send(
+        new BatchWriteCommand({ RequestItems: { [this.table]: pending } }),
+      );
       pending = (output.UnprocessedItems?.[this.table] ?? []) as typeof pending;
     }
   }
@@ -146,7 +157,11 @@ async function backoff(attempt: number): Promise<void> {
 }
 
 /** Runs `task` over `items` with at most `limit` at a time; rejects with the first failure. */
-export async function runLimited<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+export async function runLimited<T>(
+  items: T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) await task(items[next++]);

@@ -28,7 +28,10 @@ export interface DeadLetter {
 
 /** Deterministic, so a record dead-lettered again after a crash overwrites its own entry. */
 export function deadLetterId(stream: string, shardId: string, sequenceNumber: string): string {
-  return createHash('sha256').update(`${stream}/${shardId}/${sequenceNumber}`).digest('hex').slice(0, 24);
+  return createHash('sha256')
+    .update(`${stream}/${shardId}/${sequenceNumber}`)
+    .digest('hex')
+    .slice(0, 24);
 }
 
 /** The dead-letter table: one entry per poison record, with its payload as received. */

@@ -22,7 +22,9 @@ export class KinesisShardReader implements ShardReader {
     let nextToken: string | undefined;
     do {
       const page = await this.kinesis.send(
-        new ListShardsCommand(nextToken ? { NextToken: nextToken } : { StreamName: this.streamName }),
+        new ListShardsCommand(
+          nextToken ? { NextToken: nextToken } : { StreamName: this.streamName },
+        ),
       );
       shards.push(...(page.Shards ?? []));
       nextToken = page.NextToken;
@@ -54,6 +56,10 @@ export class KinesisShardReader implements ShardReader {
       partitionKey: r.PartitionKey ?? '',
       arrivedAt: r.ApproximateArrivalTimestamp,
     }));
-    return { records, next: output.NextShardIterator, millisBehindLatest: output.MillisBehindLatest };
+    return {
+      records,
+      next: output.NextShardIterator,
+      millisBehindLatest: output.MillisBehindLatest,
+    };
   }
 }

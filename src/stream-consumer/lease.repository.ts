@@ -1,5 +1,10 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
@@ -60,11 +65,16 @@ export class LeaseRepository {
       };
       try {
         await this.db.send(
-          new PutCommand({ TableName: this.table, Item: lease, ConditionExpression: 'attribute_not_exists(leaseKey)' }),
+          new PutCommand({
+            TableName: this.table,
+            Item: lease,
+            ConditionExpression: 'attribute_not_exists(leaseKey)',
+          }),
         );
         return lease;
       } catch (error) {
-        if (error instanceof ConditionalCheckFailedException) return this.take(shardId, owner, parentShardIds);
+        if (error instanceof ConditionalCheckFailedException)
+          return this.take(shardId, owner, parentShardIds);
         throw error;
       }
     }
@@ -77,7 +87,12 @@ export class LeaseRepository {
           UpdateExpression:
             'SET leaseOwner = :owner, leaseCounter = leaseCounter + :one, ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :switched',
           ConditionExpression: 'leaseCounter = :counter',
-          ExpressionAttributeValues: { ':owner': owner, ':one': 1, ':switched': switched, ':counter': current.leaseCounter },
+          ExpressionAttributeValues: {
+            ':owner': owner,
+            ':one': 1,
+            ':switched': switched,
+            ':counter': current.leaseCounter,
+          },
           ReturnValues: 'ALL_NEW',
         }),
       );
@@ -108,7 +123,8 @@ export class LeaseRepository {
       lease.checkpoint = sequenceNumber;
       lease.ownerSwitchesSinceCheckpoint = 0;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) throw new LeaseLostError(lease.leaseKey);
+      if (error instanceof ConditionalCheckFailedException)
+        throw new LeaseLostError(lease.leaseKey);
       throw error;
     }
   }
@@ -122,7 +138,12 @@ export class LeaseRepository {
           Key: { leaseKey: lease.leaseKey },
           UpdateExpression: 'SET leaseOwner = :none, leaseCounter = leaseCounter + :one',
           ConditionExpression: 'leaseOwner = :owner AND leaseCounter = :counter',
-          ExpressionAttributeValues: { ':none': null, ':one': 1, ':owner': lease.leaseOwner, ':counter': lease.leaseCounter },
+          ExpressionAttributeValues: {
+            ':none': null,
+            ':one': 1,
+            ':owner': lease.leaseOwner,
+            ':counter': lease.leaseCounter,
+          },
         }),
       );
     } catch (error) {

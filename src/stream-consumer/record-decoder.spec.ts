@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { decodeRecord, encodePayload, StreamRecord } from './record-decoder';
 
-const sha256Prefix = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
+const sha256Prefix = (text: string) =>
+  createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
 
 /** A measurement as the producer puts it on the stream (with the service's fields). */
 const produced = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -26,7 +27,8 @@ const record = (data: Uint8Array | string, extra: Partial<StreamRecord> = {}): S
   ...extra,
 });
 
-const jsonRecord = (value: unknown, extra: Partial<StreamRecord> = {}) => record(JSON.stringify(value), extra);
+const jsonRecord = (value: unknown, extra: Partial<StreamRecord> = {}) =>
+  record(JSON.stringify(value), extra);
 
 /** Bytes that are not valid UTF-8 (a lone continuation byte and an invalid lead byte). */
 const INVALID_UTF8 = new Uint8Array([0x7b, 0x80, 0xff, 0xfe, 0x7d]);
@@ -42,13 +44,21 @@ describe('decodeRecord', () => {
       const decoded = decodeRecord(jsonRecord(produced({ message_id: 'ffffffffffffffff' })));
       expect(decoded.ok).toBe(true);
       if (decoded.ok) {
-        expect(decoded.measurement.message_id).toBe(sha256Prefix('delhi_2025-06-01T08:00:00.000Z_anand-vihar'));
+        expect(decoded.measurement.message_id).toBe(
+          sha256Prefix('delhi_2025-06-01T08:00:00.000Z_anand-vihar'),
+        );
       }
     });
 
     it('normalises the timestamp and derives the id from the normalised time', () => {
       const decoded = decodeRecord(
-        jsonRecord(produced({ timestamp: '2025-06-01T13:30:00+05:30', station_id: undefined, message_id: undefined })),
+        jsonRecord(
+          produced({
+            timestamp: '2025-06-01T13:30:00+05:30',
+            station_id: undefined,
+            message_id: undefined,
+          }),
+        ),
       );
       expect(decoded.ok).toBe(true);
       if (decoded.ok) {
@@ -59,19 +69,29 @@ describe('decodeRecord', () => {
     });
 
     it('keeps the producer ingestion_timestamp', () => {
-      const decoded = decodeRecord(jsonRecord(produced({ ingestion_timestamp: '2025-06-01T08:00:02.000Z' })));
-      expect(decoded.ok && decoded.measurement.ingestion_timestamp).toBe('2025-06-01T08:00:02.000Z');
+      const decoded = decodeRecord(
+        jsonRecord(produced({ ingestion_timestamp: '2025-06-01T08:00:02.000Z' })),
+      );
+      expect(decoded.ok && decoded.measurement.ingestion_timestamp).toBe(
+        '2025-06-01T08:00:02.000Z',
+      );
     });
 
     it('uses the arrival time when the record has no ingestion_timestamp', () => {
       const decoded = decodeRecord(
-        jsonRecord(produced({ ingestion_timestamp: undefined }), { arrivedAt: new Date('2025-06-01T08:00:03.000Z') }),
+        jsonRecord(produced({ ingestion_timestamp: undefined }), {
+          arrivedAt: new Date('2025-06-01T08:00:03.000Z'),
+        }),
       );
-      expect(decoded.ok && decoded.measurement.ingestion_timestamp).toBe('2025-06-01T08:00:03.000Z');
+      expect(decoded.ok && decoded.measurement.ingestion_timestamp).toBe(
+        '2025-06-01T08:00:03.000Z',
+      );
     });
 
     it('computes the AQI of a record that has none', () => {
-      const decoded = decodeRecord(jsonRecord(produced({ aqi_value: undefined, aqi_category: undefined })));
+      const decoded = decodeRecord(
+        jsonRecord(produced({ aqi_value: undefined, aqi_category: undefined })),
+      );
       expect(decoded.ok).toBe(true);
       if (decoded.ok) {
         expect(decoded.measurement.aqi_value).toBe(63);
@@ -83,7 +103,11 @@ describe('decodeRecord', () => {
   describe('parse errors', () => {
     it('rejects bytes that are not UTF-8 as parse_error', () => {
       const decoded = decodeRecord(record(INVALID_UTF8));
-      expect(decoded).toEqual({ ok: false, reason: 'parse_error', message: 'record data is not valid UTF-8' });
+      expect(decoded).toEqual({
+        ok: false,
+        reason: 'parse_error',
+        message: 'record data is not valid UTF-8',
+      });
     });
 
     it.each([
@@ -92,7 +116,11 @@ describe('decodeRecord', () => {
       ['empty data', ''],
     ])('rejects %s as parse_error', (_label, text) => {
       const decoded = decodeRecord(record(text));
-      expect(decoded).toEqual({ ok: false, reason: 'parse_error', message: 'record data is not valid JSON' });
+      expect(decoded).toEqual({
+        ok: false,
+        reason: 'parse_error',
+        message: 'record data is not valid JSON',
+      });
     });
   });
 
@@ -104,7 +132,11 @@ describe('decodeRecord', () => {
       ['null', null],
     ])('rejects JSON %s as validation_error', (_label, value) => {
       const decoded = decodeRecord(jsonRecord(value));
-      expect(decoded).toEqual({ ok: false, reason: 'validation_error', message: 'record data must be a JSON object' });
+      expect(decoded).toEqual({
+        ok: false,
+        reason: 'validation_error',
+        message: 'record data must be a JSON object',
+      });
     });
 
     it('rejects a measurement failing validation, naming the field', () => {
@@ -118,12 +150,20 @@ describe('decodeRecord', () => {
 
     it('names a missing field', () => {
       const decoded = decodeRecord(jsonRecord(produced({ city_name: undefined })));
-      expect(decoded).toEqual({ ok: false, reason: 'validation_error', message: 'city_name is required' });
+      expect(decoded).toEqual({
+        ok: false,
+        reason: 'validation_error',
+        message: 'city_name is required',
+      });
     });
 
     it('rejects an unknown field', () => {
       const decoded = decodeRecord(jsonRecord(produced({ humidity: 3 })));
-      expect(decoded).toEqual({ ok: false, reason: 'validation_error', message: 'humidity is not an allowed field' });
+      expect(decoded).toEqual({
+        ok: false,
+        reason: 'validation_error',
+        message: 'humidity is not an allowed field',
+      });
     });
 
     it('rejects an ingestion_timestamp that is not an ISO date-time', () => {

@@ -11,8 +11,7 @@ export interface StreamRecord {
 }
 
 export type Decoded =
-  | { ok: true; measurement: Measurement }
-  | { ok: false; reason: DeadLetterReason; message: string };
+  { ok: true; measurement: Measurement } | { ok: false; reason: DeadLetterReason; message: string };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$/;
@@ -32,7 +31,11 @@ export function decodeRecord(record: StreamRecord): Decoded {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return { ok: false, reason: 'validation_error', message: 'record data must be a JSON object' };
   }
-  const { ingestion_timestamp: ingested, message_id: _id, ...fields } = value as Record<string, unknown>;
+  const {
+    ingestion_timestamp: ingested,
+    message_id: _id,
+    ...fields
+  } = value as Record<string, unknown>;
   const problems = validateMeasurement(fields);
   if (ingested !== undefined && (typeof ingested !== 'string' || !ISO.test(ingested))) {
     problems.push('ingestion_timestamp must be an ISO-8601 date-time');
@@ -40,12 +43,19 @@ export function decodeRecord(record: StreamRecord): Decoded {
   if (problems.length > 0) {
     return { ok: false, reason: 'validation_error', message: problems.join('; ') };
   }
-  const ingestedAt = typeof ingested === 'string' ? new Date(ingested) : (record.arrivedAt ?? new Date());
-  return { ok: true, measurement: normaliseMeasurement(fields as unknown as MeasurementInput, ingestedAt) };
+  const ingestedAt =
+    typeof ingested === 'string' ? new Date(ingested) : (record.arrivedAt ?? new Date());
+  return {
+    ok: true,
+    measurement: normaliseMeasurement(fields as unknown as MeasurementInput, ingestedAt),
+  };
 }
 
 /** The payload as received: UTF-8 text when it is, else base64. */
-export function encodePayload(data: Uint8Array): { payload: string; payload_encoding: 'utf8' | 'base64' } {
+export function encodePayload(data: Uint8Array): {
+  payload: string;
+  payload_encoding: 'utf8' | 'base64';
+} {
   try {
     return { payload: utf8.decode(data), payload_encoding: 'utf8' };
   } catch {

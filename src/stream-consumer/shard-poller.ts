@@ -7,7 +7,9 @@ import { decodeRecord, StreamRecord } from './record-decoder';
 export interface ShardReader {
   /** An iterator after `checkpoint`, or at TRIM_HORIZON without one. */
   iterator(shardId: string, checkpoint: string | undefined): Promise<string>;
-  read(iterator: string): Promise<{ records: StreamRecord[]; next?: string; millisBehindLatest?: number }>;
+  read(
+    iterator: string,
+  ): Promise<{ records: StreamRecord[]; next?: string; millisBehindLatest?: number }>;
 }
 
 /** Where a batch goes; both throw when the write did not happen. */
@@ -127,7 +129,9 @@ export class ShardPoller {
         }
         iterator = page.next;
         if (iterator === undefined) {
-          await this.retrying('checkpoint', () => this.checkpointer.checkpoint(this.lease, SHARD_END));
+          await this.retrying('checkpoint', () =>
+            this.checkpointer.checkpoint(this.lease, SHARD_END),
+          );
           this.state = 'ended';
           return;
         }
@@ -160,12 +164,22 @@ export class ShardPoller {
     for (const record of records) {
       const decoded = decodeRecord(record);
       if (decoded.ok) measurements.push(decoded.measurement);
-      else letters.push({ record, shardId: this.shardId, reason: decoded.reason, message: decoded.message });
+      else
+        letters.push({
+          record,
+          shardId: this.shardId,
+          reason: decoded.reason,
+          message: decoded.message,
+        });
     }
     try {
       await Promise.all([
-        measurements.length > 0 ? this.retrying('speed-layer write', () => this.sink.store(measurements)) : undefined,
-        letters.length > 0 ? this.retrying('dead-letter write', () => this.sink.deadLetter(letters)) : undefined,
+        measurements.length > 0
+          ? this.retrying('speed-layer write', () => this.sink.store(measurements))
+          : undefined,
+        letters.length > 0
+          ? this.retrying('dead-letter write', () => this.sink.deadLetter(letters))
+          : undefined,
       ]);
       const last = records[records.length - 1].sequenceNumber;
       await this.retrying('checkpoint', () => this.checkpointer.checkpoint(this.lease, last));

@@ -79,7 +79,9 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
       for (const shard of shards) {
         if (this.stopping) return;
         if (this.pollers.has(shard.ShardId!)) continue;
-        const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p);
+        const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter(
+          (p): p is string => !!p,
+        );
         const lease = await this.leases.take(shard.ShardId!, this.owner, parents);
         const poller = new ShardPoller(
           lease,
@@ -93,12 +95,16 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
         );
         const done = poller
           .run()
-          .catch((error: Error) => this.logger.error(`${poller.shardId} stopped: ${error.stack ?? error.message}`))
+          .catch((error: Error) =>
+            this.logger.error(`${poller.shardId} stopped: ${error.stack ?? error.message}`),
+          )
           .finally(() => this.leases.release(lease).catch(() => undefined));
         this.pollers.set(poller.shardId, { poller, done });
       }
       this.state = 'running';
-      this.logger.log(`consuming ${this.pollers.size} shard(s) of ${this.config.stream.name} as ${this.owner}`);
+      this.logger.log(
+        `consuming ${this.pollers.size} shard(s) of ${this.config.stream.name} as ${this.owner}`,
+      );
     } catch (error) {
       this.state = 'failed';
       this.logger.error(`consumer start failed, retrying: ${(error as Error).message}`);

@@ -1,4 +1,9 @@
-import { GetRecordsCommand, GetShardIteratorCommand, KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import {
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  KinesisClient,
+  ListShardsCommand,
+} from '@aws-sdk/client-kinesis';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { AppConfig } from '../../src/config/app.config';
 import { eventually } from './test-app';
@@ -10,17 +15,30 @@ interface StreamRecordSeen {
 }
 
 /** Every record on the stream, read from TRIM_HORIZON on every shard. */
-export async function readStreamRecords(kinesis: KinesisClient, streamName: string): Promise<StreamRecordSeen[]> {
+export async function readStreamRecords(
+  kinesis: KinesisClient,
+  streamName: string,
+): Promise<StreamRecordSeen[]> {
   const { Shards = [] } = await kinesis.send(new ListShardsCommand({ StreamName: streamName }));
   const seen: StreamRecordSeen[] = [];
   for (const shard of Shards) {
     let { ShardIterator: iterator } = await kinesis.send(
-      new GetShardIteratorCommand({ StreamName: streamName, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
+      new GetShardIteratorCommand({
+        StreamName: streamName,
+        ShardId: shard.ShardId,
+        ShardIteratorType: 'TRIM_HORIZON',
+      }),
     );
     while (iterator) {
-      const page = await kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10000 }));
+      const page = await kinesis.send(
+        new GetRecordsCommand({ ShardIterator: iterator, Limit: 10000 }),
+      );
       for (const record of page.Records ?? []) {
-        seen.push({ shardId: shard.ShardId!, sequenceNumber: record.SequenceNumber!, data: Buffer.from(record.Data!).toString() });
+        seen.push({
+          shardId: shard.ShardId!,
+          sequenceNumber: record.SequenceNumber!,
+          data: Buffer.from(record.Data!).toString(),
+        });
       }
       if ((page.Records ?? []).length === 0) break;
       iterator = page.NextShardIterator;
@@ -29,17 +47,31 @@ export async function readStreamRecords(kinesis: KinesisClient, streamName: stri
   return seen;
 }
 
-export async function readWholeStream(kinesis: KinesisClient, streamName: string): Promise<string[]> {
+export async function readWholeStream(
+  kinesis: KinesisClient,
+  streamName: string,
+): Promise<string[]> {
   return (await readStreamRecords(kinesis, streamName)).map((r) => r.data);
 }
 
-export async function checkpoints(db: DynamoDBDocumentClient, config: AppConfig): Promise<Record<string, string | undefined>> {
-  const { Items = [] } = await db.send(new ScanCommand({ TableName: config.tables.leases, ConsistentRead: true }));
-  return Object.fromEntries(Items.map((item) => [item.leaseKey as string, item.checkpoint as string | undefined]));
+export async function checkpoints(
+  db: DynamoDBDocumentClient,
+  config: AppConfig,
+): Promise<Record<string, string | undefined>> {
+  const { Items = [] } = await db.send(
+    new ScanCommand({ TableName: config.tables.leases, ConsistentRead: true }),
+  );
+  return Object.fromEntries(
+    Items.map((item) => [item.leaseKey as string, item.checkpoint as string | undefined]),
+  );
 }
 
 /** Waits until every shard's checkpoint is its last record: everything on the stream was processed. */
-export async function waitUntilConsumed(t: { kinesis: KinesisClient; db: DynamoDBDocumentClient; config: AppConfig }): Promise<void> {
+export async function waitUntilConsumed(t: {
+  kinesis: KinesisClient;
+  db: DynamoDBDocumentClient;
+  config: AppConfig;
+}): Promise<void> {
   const records = await readStreamRecords(t.kinesis, t.config.stream.name);
   const last = new Map<string, string>();
   for (const r of records) last.set(r.shardId, r.sequenceNumber);

@@ -9,7 +9,11 @@ import { AppModule } from '../../src/app.module';
 import { configureApp } from '../../src/app.setup';
 import { AppConfig, loadConfig } from '../../src/config/app.config';
 import { APP_CONFIG } from '../../src/config/config.tokens';
-import { DYNAMODB_CLIENT, DYNAMODB_DOCUMENT_CLIENT, KINESIS_CLIENT } from '../../src/infra/aws/aws.tokens';
+import {
+  DYNAMODB_CLIENT,
+  DYNAMODB_DOCUMENT_CLIENT,
+  KINESIS_CLIENT,
+} from '../../src/infra/aws/aws.tokens';
 
 export interface TestApp {
   app: NestExpressApplication;
@@ -84,7 +88,9 @@ export async function eventually<T>(
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

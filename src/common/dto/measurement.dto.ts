@@ -16,8 +16,7 @@ import { AQI_CATEGORIES, AqiCategory } from '../../domain/aqi';
 import { MAX_FUTURE_SKEW_MS, MeasurementInput } from '../../domain/measurement';
 
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const ISO_WITH_ZONE =
-  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 const FINITE = { allowNaN: false, allowInfinity: false };
 
 /** Validated against `context.now` when given (the record's arrival time), else the wall clock. */
@@ -36,9 +35,10 @@ function IsEventTime(options?: ValidationOptions) {
           if (typeof value !== 'string' || !ISO_WITH_ZONE.test(value)) return false;
           const time = Date.parse(value);
           if (Number.isNaN(time)) return false;
-          const month = Number(value.slice(5, 7));
-          const day = Number(value.slice(8, 10));
-          if (month < 1 || month > 12 || day < 1 || day > 31) return false;
+          // Date.parse rolls 2025-02-30 over to March: the calendar date must exist as written.
+          const [year, month, day] = value.slice(0, 10).split('-').map(Number);
+          const calendar = new Date(Date.UTC(year, month - 1, day));
+          if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return false;
           return time <= Date.now() + MAX_FUTURE_SKEW_MS;
         },
       },
@@ -49,7 +49,11 @@ const optional = ValidateIf((_o: object, value: unknown) => value !== undefined)
 
 /** One measurement as a client sends it (SPEC §1). Unknown fields are rejected by the validator. */
 export class MeasurementDto implements MeasurementInput {
-  @ApiProperty({ example: 'delhi', pattern: ID_PATTERN.source, description: 'Kinesis partition key' })
+  @ApiProperty({
+    example: 'delhi',
+    pattern: ID_PATTERN.source,
+    description: 'Kinesis partition key',
+  })
   @IsString()
   @Matches(ID_PATTERN, { message: 'city_id must be 1–64 characters of A–Z, a–z, 0–9, _ or -' })
   city_id!: string;
@@ -85,7 +89,12 @@ export class MeasurementDto implements MeasurementInput {
   @Max(70)
   temperature_c!: number;
 
-  @ApiPropertyOptional({ example: 117, minimum: 0, maximum: 500, description: 'computed when absent' })
+  @ApiPropertyOptional({
+    example: 117,
+    minimum: 0,
+    maximum: 500,
+    description: 'computed when absent',
+  })
   @optional
   @IsInt()
   @Min(0)

@@ -1,14 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import {
-  Global,
-  Inject,
-  Injectable,
-  Logger,
-  Module,
-  OnApplicationShutdown,
-} from '@nestjs/common';
+import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { AppConfig } from '../../config/app.config';
 import { APP_CONFIG } from '../../config/config.tokens';
 import { EmbeddedEmulators } from '../embedded/embedded-emulators';
@@ -51,7 +44,9 @@ export class EmbeddedBackend implements OnApplicationShutdown {
     const endpoints = await this.emulators.start();
     this.logger.log(
       `Embedded emulators up in ${Date.now() - started} ms: Kinesis ${endpoints.kinesis}, DynamoDB ${endpoints.dynamoDb}` +
-        (config.embedded.dataDir === null ? ' (in memory)' : ` (data in ${config.embedded.dataDir})`),
+        (config.embedded.dataDir === null
+          ? ' (in memory)'
+          : ` (data in ${config.embedded.dataDir})`),
     );
     return endpoints;
   }

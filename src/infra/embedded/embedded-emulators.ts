@@ -62,15 +62,24 @@ function dynamoDbLocalJar(): { jar: string; lib: string } {
   const libDir = join(pkg, 'lib');
   const release = readdirSync(libDir).find((name) => name.startsWith('dynamodb_local_'));
   if (!release) throw new Error(`DynamoDB Local is missing from ${libDir}`);
-  return { jar: join(libDir, release, 'DynamoDBLocal.jar'), lib: join(libDir, release, 'DynamoDBLocal_lib') };
+  return {
+    jar: join(libDir, release, 'DynamoDBLocal.jar'),
+    lib: join(libDir, release, 'DynamoDBLocal_lib'),
+  };
 }
 
-async function waitFor(check: () => Promise<boolean>, what: string, child: ChildProcess): Promise<void> {
+async function waitFor(
+  check: () => Promise<boolean>,
+  what: string,
+  child: ChildProcess,
+): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} while starting`);
+    if (child.exitCode !== null)
+      throw new Error(`${what} exited with code ${child.exitCode} while starting`);
     if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not start within ${START_TIMEOUT_MS} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} did not start within ${START_TIMEOUT_MS} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -122,13 +131,22 @@ export class EmbeddedEmulators {
   private async startKinesalite(path: string | null): Promise<number> {
     const child = spawn(
       process.execPath,
-      ['-e', KINESALITE_CHILD, require.resolve('kinesalite'), String(this.options.kinesisPort), path ?? ''],
+      [
+        '-e',
+        KINESALITE_CHILD,
+        require.resolve('kinesalite'),
+        String(this.options.kinesisPort),
+        path ?? '',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
     );
     this.track(child, 'kinesalite');
     return new Promise<number>((resolvePort, reject) => {
       let buffered = '';
-      const timer = setTimeout(() => reject(new Error('kinesalite did not start in time')), START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error('kinesalite did not start in time')),
+        START_TIMEOUT_MS,
+      );
       child.stdout!.on('data', (chunk: Buffer) => {
         buffered += chunk.toString();
         const line = buffered.split('\n')[0];
@@ -139,7 +157,11 @@ export class EmbeddedEmulators {
       });
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`kinesalite exited with code ${code} while starting (port ${this.options.kinesisPort} in use?)`));
+        reject(
+          new Error(
+            `kinesalite exited with code ${code} while starting (port ${this.options.kinesisPort} in use?)`,
+          ),
+        );
       });
     });
   }
@@ -150,13 +172,34 @@ export class EmbeddedEmulators {
     const storage = path ? ['-dbPath', path] : ['-inMemory'];
     const child = spawn(
       process.execPath,
-      ['-e', SUPERVISOR, 'java', `-Djava.library.path=${lib}`, '-jar', jar, '-port', String(port), ...storage, '-sharedDb', '-disableTelemetry'],
+      [
+        '-e',
+        SUPERVISOR,
+        'java',
+        `-Djava.library.path=${lib}`,
+        '-jar',
+        jar,
+        '-port',
+        String(port),
+        ...storage,
+        '-sharedDb',
+        '-disableTelemetry',
+      ],
       { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
     );
     this.track(child, 'DynamoDB Local');
     await waitFor(
       () =>
-        fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { 'x-amz-target': 'DynamoDB_20120810.ListTables', 'content-type': 'application/x-amz-json-1.0', authorization: 'AWS4-HMAC-SHA256 Credential=embedded/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0' }, body: '{}' }).then((r) => r.status === 200),
+        fetch(`http://127.0.0.1:${port}/`, {
+          method: 'POST',
+          headers: {
+            'x-amz-target': 'DynamoDB_20120810.ListTables',
+            'content-type': 'application/x-amz-json-1.0',
+            authorization:
+              'AWS4-HMAC-SHA256 Credential=embedded/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0',
+          },
+          body: '{}',
+        }).then((r) => r.status === 200),
       'DynamoDB Local',
       child,
     );

@@ -99,7 +99,9 @@ async function provisionTable(dynamoDb: DynamoDBClient, definition: CreateTableC
   }
   await poll(`table ${definition.TableName}`, async () => {
     try {
-      const { Table } = await dynamoDb.send(new DescribeTableCommand({ TableName: definition.TableName }));
+      const { Table } = await dynamoDb.send(
+        new DescribeTableCommand({ TableName: definition.TableName }),
+      );
       return Table?.TableStatus === 'ACTIVE' ? true : undefined;
     } catch (error) {
       if (error instanceof TableNotFound) return undefined;

@@ -18,18 +18,42 @@ const CITIES: SimulatedCity[] = [
   { city_id: 'dhaka', city_name: 'Dhaka', basePm25: 75, baseTemperature: 24, utcOffset: 6 },
   { city_id: 'cairo', city_name: 'Cairo', basePm25: 40, baseTemperature: 21, utcOffset: 2 },
   { city_id: 'jakarta', city_name: 'Jakarta', basePm25: 35, baseTemperature: 28, utcOffset: 7 },
-  { city_id: 'mexico-city', city_name: 'Mexico City', basePm25: 22, baseTemperature: 16, utcOffset: -6 },
-  { city_id: 'sao-paulo', city_name: 'São Paulo', basePm25: 16, baseTemperature: 21, utcOffset: -3 },
+  {
+    city_id: 'mexico-city',
+    city_name: 'Mexico City',
+    basePm25: 22,
+    baseTemperature: 16,
+    utcOffset: -6,
+  },
+  {
+    city_id: 'sao-paulo',
+    city_name: 'São Paulo',
+    basePm25: 16,
+    baseTemperature: 21,
+    utcOffset: -3,
+  },
   { city_id: 'lagos', city_name: 'Lagos', basePm25: 38, baseTemperature: 27, utcOffset: 1 },
   { city_id: 'mumbai', city_name: 'Mumbai', basePm25: 42, baseTemperature: 27, utcOffset: 5.5 },
   { city_id: 'london', city_name: 'London', basePm25: 9, baseTemperature: 8, utcOffset: 0 },
   { city_id: 'paris', city_name: 'Paris', basePm25: 11, baseTemperature: 9, utcOffset: 1 },
   { city_id: 'new-york', city_name: 'New York', basePm25: 8, baseTemperature: 7, utcOffset: -5 },
-  { city_id: 'los-angeles', city_name: 'Los Angeles', basePm25: 12, baseTemperature: 16, utcOffset: -8 },
+  {
+    city_id: 'los-angeles',
+    city_name: 'Los Angeles',
+    basePm25: 12,
+    baseTemperature: 16,
+    utcOffset: -8,
+  },
   { city_id: 'tokyo', city_name: 'Tokyo', basePm25: 10, baseTemperature: 11, utcOffset: 9 },
   { city_id: 'seoul', city_name: 'Seoul', basePm25: 20, baseTemperature: 5, utcOffset: 9 },
   { city_id: 'sydney', city_name: 'Sydney', basePm25: 6, baseTemperature: 22, utcOffset: 11 },
-  { city_id: 'johannesburg', city_name: 'Johannesburg', basePm25: 25, baseTemperature: 19, utcOffset: 2 },
+  {
+    city_id: 'johannesburg',
+    city_name: 'Johannesburg',
+    basePm25: 25,
+    baseTemperature: 19,
+    utcOffset: 2,
+  },
   { city_id: 'warsaw', city_name: 'Warsaw', basePm25: 18, baseTemperature: 2, utcOffset: 1 },
   { city_id: 'reykjavik', city_name: 'Reykjavík', basePm25: 4, baseTemperature: 1, utcOffset: 0 },
 ];
@@ -79,7 +103,10 @@ export class MeasurementGenerator {
     this.random = seededRandom(seed);
   }
 
-  next(at: Date, city = this.cities[Math.floor(this.random() * this.cities.length)]): MeasurementInput {
+  next(
+    at: Date,
+    city = this.cities[Math.floor(this.random() * this.cities.length)],
+  ): MeasurementInput {
     const localHour = (at.getUTCHours() + at.getUTCMinutes() / 60 + city.utcOffset + 24) % 24;
     const rush =
       Math.exp(-((localHour - 8.5) ** 2) / 4) * 0.6 + Math.exp(-((localHour - 19) ** 2) / 5) * 0.5;
@@ -88,7 +115,9 @@ export class MeasurementGenerator {
     const pm25 = clamp(city.basePm25 * dailyFactor * noise, 0, 1000);
     const pm10 = clamp(pm25 * (1.3 + this.random() * 0.8), 0, 2000);
     const temperature =
-      city.baseTemperature + 5 * Math.sin(((localHour - 9) / 24) * 2 * Math.PI) + (this.random() - 0.5);
+      city.baseTemperature +
+      5 * Math.sin(((localHour - 9) / 24) * 2 * Math.PI) +
+      (this.random() - 0.5);
     return {
       city_id: city.city_id,
       city_name: city.city_name,
