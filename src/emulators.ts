@@ -40,6 +40,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: Error) => {
-  process.stderr.write(`${error instanceof ConfigError ? error.message : `emulators failed: ${error.message}`}\n`);
+  process.stderr.write(
+    `${error instanceof ConfigError ? error.message : `emulators failed: ${error.message}`}\n`,
+  );
   process.exit(1);
 });

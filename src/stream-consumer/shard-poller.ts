@@ -25,7 +25,7 @@ export interface Checkpointer {
 export interface PollerTiming {
   /** Minimum time between two GetRecords calls on one shard (5 calls/s on AWS). */
   minPollIntervalMs: number;
-  /** Wait after an empty read. */
+  /** Time from the start of an empty read to the next one (at most 250 ms). */
   idleDelayMs: number;
   retryBaseMs: number;
   retryCapMs: number;
@@ -33,7 +33,7 @@ export interface PollerTiming {
 
 export const DEFAULT_TIMING: PollerTiming = {
   minPollIntervalMs: 200,
-  idleDelayMs: 250,
+  idleDelayMs: 200,
   retryBaseMs: 100,
   retryCapMs: 5000,
 };
@@ -105,6 +105,7 @@ export class ShardPoller {
       let iterator: string | undefined = await this.retrying('GetShardIterator', () =>
         this.reader.iterator(this.shardId, this.lease.checkpoint),
       );
+      let readFailures = 0;
       while (iterator !== undefined && !this.stopped) {
         const started = Date.now();
         let page: Awaited<ReturnType<ShardReader['read']>>;
@@ -116,10 +117,12 @@ export class ShardPoller {
               this.reader.iterator(this.shardId, this.lease.checkpoint),
             );
           } else {
-            await this.backoffAfter('GetRecords', error, 1);
+            readFailures += 1;
+            await this.backoffAfter('GetRecords', error, readFailures);
           }
           continue;
         }
+        readFailures = 0;
         this.state = 'polling';
         this.lastReadAt = new Date();
         this.millisBehindLatest = page.millisBehindLatest;
@@ -135,11 +138,10 @@ export class ShardPoller {
           this.state = 'ended';
           return;
         }
-        // No sleep while records flow beyond the per-shard call rate; a short one when idle.
-        const wait =
-          page.records.length > 0
-            ? this.timing.minPollIntervalMs - (Date.now() - started)
-            : this.timing.idleDelayMs;
+        // Paced to the per-shard call rate; an empty read waits the idle delay from its start.
+        const pace =
+          page.records.length > 0 ? this.timing.minPollIntervalMs : this.timing.idleDelayMs;
+        const wait = pace - (Date.now() - started);
         if (wait > 0) await this.sleep(wait);
       }
     } catch (error) {
