@@ -35,6 +35,5 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
-  app.enableShutdownHooks();
   return app;
 }

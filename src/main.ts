@@ -5,6 +5,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { ConsoleLogger, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import type { Server } from 'node:http';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
 import { ConfigError, loadConfig, LogLevelName } from './config/app.config';
@@ -37,6 +38,22 @@ async function bootstrap(): Promise<void> {
   configureApp(app);
   await app.listen(config.port);
   logger.log(`listening on http://localhost:${config.port} (Swagger UI at /docs)`, 'Bootstrap');
+
+  // Stop taking connections first; app.close() then flushes the producer, lets every shard finish
+  // and checkpoint its batch, releases the leases, and stops the embedded emulators last.
+  const shutdown = (signal: string) => {
+    logger.log(`${signal}: shutting down`, 'Bootstrap');
+    (app.getHttpServer() as Server).close();
+    app.close().then(
+      () => process.exit(0),
+      (error: Error) => {
+        logger.error(`shutdown failed: ${error.message}`, 'Bootstrap');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
 }
 
 void bootstrap().catch((error: Error) => {

@@ -70,7 +70,9 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
     clearTimeout(this.startTimer);
     for (const { poller } of this.pollers.values()) poller.stop();
     await Promise.allSettled([...this.pollers.values()].map(({ done }) => done));
-    if (this.state !== 'disabled') this.state = 'stopped';
+    if (this.state === 'disabled') return;
+    this.state = 'stopped';
+    this.logger.log(`stopped ${this.pollers.size} shard poller(s) after their last checkpoint; leases released`);
   }
 
   private async start(): Promise<void> {
