@@ -72,7 +72,9 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
     await Promise.allSettled([...this.pollers.values()].map(({ done }) => done));
     if (this.state === 'disabled') return;
     this.state = 'stopped';
-    this.logger.log(`stopped ${this.pollers.size} shard poller(s) after their last checkpoint; leases released`);
+    this.logger.log(
+      `stopped ${this.pollers.size} shard poller(s) after their last checkpoint; leases released`,
+    );
   }
 
   private async start(): Promise<void> {
