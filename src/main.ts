@@ -6,6 +6,7 @@ import { ConsoleLogger, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
 import { ConfigError, loadConfig, LogLevelName } from './config/app.config';
@@ -37,7 +38,8 @@ async function bootstrap(): Promise<void> {
   });
   configureApp(app);
   await app.listen(config.port);
-  logger.log(`listening on http://localhost:${config.port} (Swagger UI at /docs)`, 'Bootstrap');
+  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
+  logger.log(`listening on http://localhost:${port} (Swagger UI at /docs)`, 'Bootstrap');
 
   // Stop taking connections first; app.close() then flushes the producer, lets every shard finish
   // and checkpoint its batch, releases the leases, and stops the embedded emulators last.

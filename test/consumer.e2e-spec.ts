@@ -117,7 +117,6 @@ describe('restart on the same stream and tables', () => {
     await released.close();
     expect(leaseAfterStop.Item).toMatchObject({
       leaseOwner: null,
-      leaseCounter: 2,
       checkpoint: expect.stringMatching(/^\d+$/),
     });
 
@@ -145,8 +144,8 @@ describe('restart on the same stream and tables', () => {
           Key: { leaseKey: 'shardId-000000000000' },
         }),
       );
+      expect(lease.Item!.leaseCounter).toBeGreaterThan(leaseAfterStop.Item!.leaseCounter);
       expect(lease.Item).toMatchObject({
-        leaseCounter: 3,
         leaseOwner: second.app.get(StreamConsumerService).status().owner,
         parentShardIds: [],
       });

@@ -81,10 +81,11 @@ export class ResourcesHealthIndicator {
     const data = {
       state: status.state,
       owner: status.owner,
+      live_instances: status.liveInstances,
       leases_held: status.shards.length,
       shards,
+      lease_owners: Object.fromEntries(status.leases.map((l) => [l.shardId, l.owner])),
     };
-    const healthy = ['disabled', 'starting', 'running'].includes(status.state);
-    return healthy ? indicator.up(data) : indicator.down(data);
+    return status.state === 'stopped' ? indicator.down(data) : indicator.up(data);
   }
 }

@@ -1,8 +1,9 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
+  DeleteCommand,
   DynamoDBDocumentClient,
-  GetCommand,
   PutCommand,
+  ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
@@ -11,6 +12,8 @@ import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
 
 export const SHARD_END = 'SHARD_END';
+/** Items of the lease table that are not shard leases start with this (heartbeats, state). */
+export const INSTANCE_PREFIX = 'instance#';
 
 /** A shard lease with KCL's attribute names. */
 export interface Lease {
@@ -23,6 +26,15 @@ export interface Lease {
   ownerSwitchesSinceCheckpoint: number;
 }
 
+/** An instance's heartbeat: its `leaseCounter` moves every renewal while it lives. */
+export interface InstanceHeartbeat {
+  leaseKey: string;
+  owner: string;
+  leaseCounter: number;
+  leasesHeld: number;
+  heartbeatAt: string;
+}
+
 export class LeaseLostError extends Error {
   constructor(shardId: string) {
     super(`lease of ${shardId} is no longer ours`);
@@ -30,12 +42,28 @@ export class LeaseLostError extends Error {
   }
 }
 
+/** The lease table as the coordinator sees it; a fake implements it in unit tests. */
+export interface LeaseStore {
+  scan(): Promise<{ leases: Lease[]; instances: InstanceHeartbeat[] }>;
+  create(shardId: string, parentShardIds: string[]): Promise<void>;
+  /** Takes `seen` for `owner` if its counter is still `seen.leaseCounter`; undefined if not. */
+  take(seen: Lease, owner: string): Promise<Lease | undefined>;
+  /** Increments the counter; throws LeaseLostError when owner or counter moved. */
+  renew(lease: Lease): Promise<void>;
+  checkpoint(lease: Lease, sequenceNumber: string): Promise<void>;
+  release(lease: Lease): Promise<void>;
+  heartbeat(owner: string, leasesHeld: number): Promise<void>;
+  removeInstance(owner: string, leaseCounter?: number): Promise<void>;
+}
+
+const isConditionFailure = (error: unknown) => error instanceof ConditionalCheckFailedException;
+
 /**
- * Leases and checkpoints in the lease table. Every write is conditional on `leaseCounter`
- * (and the owner), so an instance that lost a lease can never move its checkpoint.
+ * Leases, checkpoints and heartbeats in the lease table. Every write to a lease is conditional on
+ * `leaseCounter` and owner, so an instance that lost a lease can never move its checkpoint.
  */
 @Injectable()
-export class LeaseRepository {
+export class LeaseRepository implements LeaseStore {
   private readonly table: string;
 
   constructor(
@@ -45,109 +73,163 @@ export class LeaseRepository {
     this.table = config.tables.leases;
   }
 
-  async get(shardId: string): Promise<Lease | undefined> {
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.table, Key: { leaseKey: shardId }, ConsistentRead: true }),
-    );
-    return Item as Lease | undefined;
+  async scan(): Promise<{ leases: Lease[]; instances: InstanceHeartbeat[] }> {
+    const leases: Lease[] = [];
+    const instances: InstanceHeartbeat[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new ScanCommand({
+          TableName: this.table,
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const key = item.leaseKey as string;
+        if (key.startsWith(INSTANCE_PREFIX)) instances.push(item as InstanceHeartbeat);
+        else if (key.startsWith('shardId-'))
+          leases.push({ parentShardIds: [], ...item } as unknown as Lease);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return { leases, instances };
   }
 
-  /** Takes the lease for `owner`, creating it when new; returns the lease as now stored. */
-  async take(shardId: string, owner: string, parentShardIds: string[]): Promise<Lease> {
-    const current = await this.get(shardId);
-    if (!current) {
-      const lease: Lease = {
-        leaseKey: shardId,
-        leaseOwner: owner,
-        leaseCounter: 1,
-        parentShardIds,
-        ownerSwitchesSinceCheckpoint: 0,
-      };
-      try {
-        await this.db.send(
-          new PutCommand({
-            TableName: this.table,
-            Item: lease,
-            ConditionExpression: 'attribute_not_exists(leaseKey)',
-          }),
-        );
-        return lease;
-      } catch (error) {
-        if (error instanceof ConditionalCheckFailedException)
-          return this.take(shardId, owner, parentShardIds);
-        throw error;
-      }
+  async create(shardId: string, parentShardIds: string[]): Promise<void> {
+    const lease: Lease = {
+      leaseKey: shardId,
+      leaseOwner: null,
+      leaseCounter: 0,
+      parentShardIds,
+      ownerSwitchesSinceCheckpoint: 0,
+    };
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: lease,
+          ConditionExpression: 'attribute_not_exists(leaseKey)',
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
     }
-    const switched = current.leaseOwner !== owner ? 1 : 0;
+  }
+
+  async take(seen: Lease, owner: string): Promise<Lease | undefined> {
     try {
       const { Attributes } = await this.db.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { leaseKey: shardId },
+          Key: { leaseKey: seen.leaseKey },
           UpdateExpression:
             'SET leaseOwner = :owner, leaseCounter = leaseCounter + :one, ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :switched',
           ConditionExpression: 'leaseCounter = :counter',
           ExpressionAttributeValues: {
             ':owner': owner,
             ':one': 1,
-            ':switched': switched,
-            ':counter': current.leaseCounter,
+            ':switched': seen.leaseOwner !== owner ? 1 : 0,
+            ':counter': seen.leaseCounter,
           },
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return Attributes as Lease;
+      return { parentShardIds: [], ...Attributes } as unknown as Lease;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) throw new LeaseLostError(shardId);
+      if (isConditionFailure(error)) return undefined;
       throw error;
     }
   }
 
+  async renew(lease: Lease): Promise<void> {
+    await this.ownedUpdate(lease, 'SET leaseCounter = leaseCounter + :one', { ':one': 1 });
+    lease.leaseCounter += 1;
+  }
+
   /** Moves the checkpoint; throws LeaseLostError when the lease changed hands or counter. */
   async checkpoint(lease: Lease, sequenceNumber: string): Promise<void> {
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { leaseKey: lease.leaseKey },
-          UpdateExpression: 'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero',
-          ConditionExpression: 'leaseOwner = :owner AND leaseCounter = :counter',
-          ExpressionAttributeValues: {
-            ':checkpoint': sequenceNumber,
-            ':zero': 0,
-            ':owner': lease.leaseOwner,
-            ':counter': lease.leaseCounter,
-          },
-        }),
-      );
-      lease.checkpoint = sequenceNumber;
-      lease.ownerSwitchesSinceCheckpoint = 0;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException)
-        throw new LeaseLostError(lease.leaseKey);
-      throw error;
-    }
+    await this.ownedUpdate(
+      lease,
+      'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero',
+      { ':checkpoint': sequenceNumber, ':zero': 0 },
+    );
+    lease.checkpoint = sequenceNumber;
+    lease.ownerSwitchesSinceCheckpoint = 0;
   }
 
   /** Gives the lease up (owner cleared) so another instance can take it at once. */
   async release(lease: Lease): Promise<void> {
     try {
+      await this.ownedUpdate(lease, 'SET leaseOwner = :none, leaseCounter = leaseCounter + :one', {
+        ':none': null,
+        ':one': 1,
+      });
+    } catch (error) {
+      if (!(error instanceof LeaseLostError)) throw error;
+    }
+  }
+
+  async heartbeat(owner: string, leasesHeld: number): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { leaseKey: `${INSTANCE_PREFIX}${owner}` },
+        UpdateExpression:
+          'SET #owner = :owner, leasesHeld = :held, heartbeatAt = :at ADD leaseCounter :one',
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: {
+          ':owner': owner,
+          ':held': leasesHeld,
+          ':at': new Date().toISOString(),
+          ':one': 1,
+        },
+      }),
+    );
+  }
+
+  /** Removes a heartbeat; with `leaseCounter`, only if it has not moved since (a dead instance). */
+  async removeInstance(owner: string, leaseCounter?: number): Promise<void> {
+    try {
+      await this.db.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: { leaseKey: `${INSTANCE_PREFIX}${owner}` },
+          ...(leaseCounter === undefined
+            ? {}
+            : {
+                ConditionExpression: 'leaseCounter = :counter',
+                ExpressionAttributeValues: { ':counter': leaseCounter },
+              }),
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  private async ownedUpdate(
+    lease: Lease,
+    update: string,
+    values: Record<string, unknown>,
+  ): Promise<void> {
+    try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { leaseKey: lease.leaseKey },
-          UpdateExpression: 'SET leaseOwner = :none, leaseCounter = leaseCounter + :one',
+          UpdateExpression: update,
           ConditionExpression: 'leaseOwner = :owner AND leaseCounter = :counter',
           ExpressionAttributeValues: {
-            ':none': null,
-            ':one': 1,
+            ...values,
             ':owner': lease.leaseOwner,
             ':counter': lease.leaseCounter,
           },
         }),
       );
     } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if (isConditionFailure(error)) throw new LeaseLostError(lease.leaseKey);
+      throw error;
     }
   }
 }

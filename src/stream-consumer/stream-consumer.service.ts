@@ -6,113 +6,108 @@ import {
   OnApplicationBootstrap,
   OnModuleDestroy,
 } from '@nestjs/common';
-import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { KINESIS_CLIENT } from '../infra/aws/aws.tokens';
 import { SpeedLayerRepository } from '../speed-layer/speed-layer.repository';
 import { DeadLetterRepository } from './dead-letter.repository';
 import { KinesisShardReader } from './kinesis-shard-reader';
+import { LeaseCoordinator, LeaseView } from './lease-coordinator';
 import { LeaseRepository } from './lease.repository';
 import { PollerStatus, ShardPoller } from './shard-poller';
 
 export interface ConsumerStatus {
   enabled: boolean;
   owner: string;
-  state: 'disabled' | 'starting' | 'running' | 'failed' | 'stopped';
+  state: 'disabled' | 'running' | 'stopped';
+  liveInstances: number;
   shards: PollerStatus[];
+  leases: LeaseView[];
 }
 
-const START_RETRY_MS = 2000;
+const DISCOVERY_INTERVAL_MS = 10_000;
 
 /**
- * Runs one ShardPoller per shard of the stream in the background. Stopping waits for every
- * batch in flight to be stored and checkpointed, then releases the leases.
+ * Consumes the stream in the background: a LeaseCoordinator decides which shards this instance
+ * reads, and one ShardPoller per held lease reads it. Stopping waits for every batch in flight to
+ * be stored and checkpointed, then releases the leases so other instances take them at once.
  */
 @Injectable()
 export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(StreamConsumerService.name);
   private readonly owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  private readonly reader: KinesisShardReader;
-  private readonly pollers = new Map<string, { poller: ShardPoller; done: Promise<void> }>();
+  private readonly coordinator: LeaseCoordinator;
   private state: ConsumerStatus['state'] = 'disabled';
-  private stopping = false;
-  private startTimer?: NodeJS.Timeout;
 
   constructor(
     @Inject(KINESIS_CLIENT) kinesis: KinesisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly leases: LeaseRepository,
-    private readonly speedLayer: SpeedLayerRepository,
-    private readonly deadLetters: DeadLetterRepository,
+    leases: LeaseRepository,
+    speedLayer: SpeedLayerRepository,
+    deadLetters: DeadLetterRepository,
   ) {
-    this.reader = new KinesisShardReader(kinesis, config.stream.name);
+    const reader = new KinesisShardReader(kinesis, config.stream.name);
+    const sink = {
+      store: (measurements: Parameters<SpeedLayerRepository['write']>[0]) =>
+        speedLayer.write(measurements),
+      deadLetter: (letters: Parameters<DeadLetterRepository['write']>[0]) =>
+        deadLetters.write(letters),
+    };
+    const log = {
+      log: (m: string) => this.logger.log(m),
+      warn: (m: string) => this.logger.warn(m),
+      error: (m: string) => this.logger.error(m),
+    };
+    this.coordinator = new LeaseCoordinator(leases, {
+      owner: this.owner,
+      failoverMs: config.consumer.leaseFailoverMs,
+      discoveryIntervalMs: DISCOVERY_INTERVAL_MS,
+      log,
+      listShards: async () =>
+        (await reader.listShards()).map((s) => ({
+          shardId: s.ShardId!,
+          parentShardIds: [s.ParentShardId, s.AdjacentParentShardId].filter(
+            (p): p is string => !!p,
+          ),
+        })),
+      startWorker: (lease, checkpointer) => {
+        const poller = new ShardPoller(lease, reader, sink, checkpointer, log);
+        const done = poller
+          .run()
+          .catch((error: Error) =>
+            this.logger.error(`${lease.leaseKey} failed: ${error.stack ?? error.message}`),
+          );
+        return { stop: () => poller.stop(), done, status: () => poller.status() };
+      },
+    });
   }
 
   onApplicationBootstrap(): void {
     if (!this.config.consumer.enabled) return;
-    this.state = 'starting';
-    void this.start();
+    this.state = 'running';
+    this.coordinator.start();
+    this.logger.log(`consuming ${this.config.stream.name} as ${this.owner}`);
   }
 
   status(): ConsumerStatus {
+    const { liveInstances, held, leases } = this.coordinator.status();
     return {
       enabled: this.config.consumer.enabled,
       owner: this.owner,
       state: this.state,
-      shards: [...this.pollers.values()].map(({ poller }) => poller.status()),
+      liveInstances,
+      shards: held,
+      leases,
     };
   }
 
   async onModuleDestroy(): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.startTimer);
-    for (const { poller } of this.pollers.values()) poller.stop();
-    await Promise.allSettled([...this.pollers.values()].map(({ done }) => done));
-    if (this.state === 'disabled') return;
+    if (this.state !== 'running') return;
+    const held = this.coordinator.status().held.length;
+    await this.coordinator.stop();
     this.state = 'stopped';
-    this.logger.log(
-      `stopped ${this.pollers.size} shard poller(s) after their last checkpoint; leases released`,
-    );
-  }
-
-  private async start(): Promise<void> {
-    try {
-      const shards = await this.reader.listShards();
-      for (const shard of shards) {
-        if (this.stopping) return;
-        if (this.pollers.has(shard.ShardId!)) continue;
-        const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter(
-          (p): p is string => !!p,
-        );
-        const lease = await this.leases.take(shard.ShardId!, this.owner, parents);
-        const poller = new ShardPoller(
-          lease,
-          this.reader,
-          {
-            store: (measurements) => this.speedLayer.write(measurements),
-            deadLetter: (letters) => this.deadLetters.write(letters),
-          },
-          this.leases,
-          { warn: (m) => this.logger.warn(m), error: (m) => this.logger.error(m) },
-        );
-        const done = poller
-          .run()
-          .catch((error: Error) =>
-            this.logger.error(`${poller.shardId} stopped: ${error.stack ?? error.message}`),
-          )
-          .finally(() => this.leases.release(lease).catch(() => undefined));
-        this.pollers.set(poller.shardId, { poller, done });
-      }
-      this.state = 'running';
-      this.logger.log(
-        `consuming ${this.pollers.size} shard(s) of ${this.config.stream.name} as ${this.owner}`,
-      );
-    } catch (error) {
-      this.state = 'failed';
-      this.logger.error(`consumer start failed, retrying: ${(error as Error).message}`);
-      if (!this.stopping) this.startTimer = setTimeout(() => void this.start(), START_RETRY_MS);
-    }
+    this.logger.log(`stopped ${held} shard poller(s) after their last checkpoint; leases released`);
   }
 }
