@@ -1,7 +1,9 @@
 import { ValidationPipe } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { API_KEY_HEADER, API_KEY_SCHEME } from './common/api-key.guard';
 import { HttpExceptionFilter } from './common/http-exception.filter';
+import { jsonOnly } from './common/json-only.middleware';
 
 export const BODY_LIMIT = '1mb';
 
@@ -11,6 +13,7 @@ export const BODY_LIMIT = '1mb';
  */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
   app.disable('x-powered-by');
+  app.use(jsonOnly);
   app.useBodyParser('json', { limit: BODY_LIMIT });
   app.useGlobalPipes(
     new ValidationPipe({
@@ -32,6 +35,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
           'they are indicators, not the official 24-hour AQI.',
       )
       .setVersion('0.1.0')
+      .addApiKey({ type: 'apiKey', in: 'header', name: API_KEY_HEADER }, API_KEY_SCHEME)
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });

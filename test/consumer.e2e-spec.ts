@@ -75,6 +75,67 @@ describe('the shard consumer (real emulators)', () => {
     }, 'both valid records');
     expect(stored.map((m) => m.pm25_value).sort()).toEqual([1, 2]);
   });
+
+  it('dead-letters as processing_error a record DynamoDB refuses, and one whose JSON nests too deep, storing the rest', async () => {
+    t.db.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as {
+          RequestItems?: Record<string, { PutRequest?: { Item?: Record<string, unknown> } }[]>;
+        };
+        const items = input.RequestItems?.[t.config.tables.realtime] ?? [];
+        if (items.some((r) => r.PutRequest?.Item?.city_id === 'unstorable')) {
+          throw Object.assign(new Error('injected: item too large'), {
+            name: 'ValidationException',
+            $fault: 'client',
+          });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'refuseOneCity' },
+    );
+    try {
+      const deep = `{"city_id":"deep","city_name":${'['.repeat(50_000)}${']'.repeat(50_000)}}`;
+      await t.kinesis.send(
+        new PutRecordsCommand({
+          StreamName: t.config.stream.name,
+          Records: [
+            {
+              PartitionKey: 'around',
+              Data: json(measurement({ city_id: 'around', pm25_value: 1 })),
+            },
+            { PartitionKey: 'unstorable', Data: json(measurement({ city_id: 'unstorable' })) },
+            { PartitionKey: 'deep', Data: Buffer.from(deep) },
+            {
+              PartitionKey: 'around',
+              Data: json(measurement({ city_id: 'around', pm25_value: 2 })),
+            },
+          ],
+        }),
+      );
+      const entries = await eventually(async () => {
+        const items = await scanDlq(t);
+        const mine = items.filter(
+          (e) => e.partition_key === 'unstorable' || e.partition_key === 'deep',
+        );
+        return mine.length === 2 ? mine : undefined;
+      }, 'two more DLQ entries');
+      const byKey = Object.fromEntries(entries.map((e) => [e.partition_key, e]));
+      expect(byKey.unstorable).toMatchObject({
+        reason: 'processing_error',
+        error_message: expect.stringMatching(/ValidationException/),
+      });
+      expect(JSON.parse(byKey.unstorable.payload)).toMatchObject({ city_id: 'unstorable' });
+      expect(byKey.deep.reason).toMatch(/^(validation_error|processing_error)$/);
+      expect(byKey.deep.payload).toBe(deep);
+      const stored = await eventually(async () => {
+        const items = await latestOf(t, 'around');
+        return items.length === 2 ? items : undefined;
+      }, 'the records around them');
+      expect(stored.map((m) => m.pm25_value).sort()).toEqual([1, 2]);
+    } finally {
+      t.db.middlewareStack.remove('refuseOneCity');
+    }
+  });
 });
 
 describe('restart on the same stream and tables', () => {

@@ -24,15 +24,17 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
         calls.push(input.Records!.length);
         if (injected >= 2) return next(args);
         injected += 1;
-        // Kinesis rejects the first entry: it is not written, the others are.
-        const [, ...rest] = input.Records!;
-        const result = await next({ ...args, input: { ...input, Records: rest } });
+        // Kinesis rejects the even entries: they are not written, the others are.
+        const kept = input.Records!.filter((_, i) => i % 2 === 1);
+        const result = await next({ ...args, input: { ...input, Records: kept } });
         const output = result.output as PutRecordsCommandOutput;
-        output.Records = [
-          { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'injected' },
-          ...(output.Records ?? []),
-        ];
-        output.FailedRecordCount = (output.FailedRecordCount ?? 0) + 1;
+        const accepted = [...(output.Records ?? [])];
+        output.Records = input.Records!.map((_, i) =>
+          i % 2 === 1
+            ? accepted.shift()!
+            : { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'injected' },
+        );
+        output.FailedRecordCount = input.Records!.length - kept.length;
         return result;
       },
       { step: 'initialize', name: 'injectPartialFailure' },
@@ -41,7 +43,7 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
       const body = [1, 2, 3].map((v) => measurement({ city_id: 'partial', pm25_value: v }));
       await t.http.post('/measurements').send(body).expect(202);
       expect(injected).toBe(2);
-      expect(calls).toEqual([3, 1, 1]);
+      expect(calls).toEqual([3, 2, 1]);
       await waitUntilConsumed(t);
       const onStream = (await readWholeStream(t.kinesis, t.config.stream.name)).filter((d) =>
         d.includes('"partial"'),

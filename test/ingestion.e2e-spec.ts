@@ -62,6 +62,8 @@ describe('POST /measurements → GET /cities/:cityId/latest (real emulators)', (
       .post('/measurements')
       .send(measurement({ city_id: 'oslo', timestamp: at(5), pm25_value: 5 }))
       .expect(202);
+    // The newest is stored first, so the older ones below must lose the condition on the city item.
+    await waitUntilConsumed(t);
     await t.http
       .post('/measurements')
       .send([
@@ -175,8 +177,27 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
     ['a non-integer AQI', measurement({ aqi_value: 10.5 }), /aqi_value/],
     ['an empty batch', [], /1–500/],
     ['a batch of 501', Array.from({ length: 501 }, () => measurement()), /1–500/],
-    ['a JSON string', 'hello', /JSON/],
-    ['a JSON number', 42, /JSON/],
+    ['a JSON string', 'hello', /^"request body is not valid JSON"$/],
+    ['a JSON number', 42, /^"request body is not valid JSON"$/],
+    ['a JSON null', null, /^"request body is not valid JSON"$/],
+    [
+      'a prototype key',
+      JSON.parse(`{"__proto__":{"x":1},${JSON.stringify(measurement()).slice(1)}`),
+      /__proto__ is not an allowed field/,
+    ],
+    ['a constructor key', measurement({ constructor: 'x' }), /constructor is not an allowed field/],
+    [
+      'a nested value',
+      measurement({ city_name: [[['Deep']]] }),
+      /city_name must be a string or a number/,
+    ],
+    [
+      'deeply nested JSON',
+      measurement({ city_name: JSON.parse('['.repeat(3000) + ']'.repeat(3000)) }),
+      /city_name/,
+    ],
+    ['a numeric string', measurement({ pm25_value: '5' }), /pm25_value must be a number/],
+    ['a null AQI', measurement({ aqi_value: null }), /aqi_value must be an integer/],
   ];
 
   it.each(cases)('400 for %s', async (_name, body, message) => {
@@ -215,7 +236,7 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
     expect(malformed.body).toEqual({
       statusCode: 400,
       error: 'Bad Request',
-      message: expect.any(String),
+      message: 'request body is not valid JSON',
     });
     const big = JSON.stringify([{ ...measurement(), city_name: 'x'.repeat(1_100_000) }]);
     const tooLarge = await t.http
@@ -226,6 +247,13 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
     expect(tooLarge.body).toEqual({
       statusCode: 413,
       error: 'Payload Too Large',
+      message: 'request body is larger than 1 MB',
+    });
+    const text = await t.http.post('/measurements').set('content-type', 'text/plain').send('hello');
+    expect(text.status).toBe(415);
+    expect(text.body).toEqual({
+      statusCode: 415,
+      error: 'Unsupported Media Type',
       message: expect.any(String),
     });
   });
@@ -238,5 +266,29 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
     const records = await readWholeStream(t.kinesis, t.config.stream.name);
     expect(records).toHaveLength(1);
     expect(JSON.parse(records[0])).toMatchObject({ city_id: 'control' });
+  });
+});
+
+describe('API keys (API_KEYS set)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startApp(isolatedEnv({ CONSUMER_ENABLED: 'false', API_KEYS: 'key-one,key-two' }));
+  });
+  afterAll(() => t?.close());
+
+  it('answers 401 without a key or with a wrong one, and 202 with any configured key', async () => {
+    const body = measurement({ city_id: 'keyed' });
+    const none = await t.http.post('/measurements').send(body);
+    expect(none.status).toBe(401);
+    expect(none.body).toEqual({
+      statusCode: 401,
+      error: 'Unauthorized',
+      message: expect.any(String),
+    });
+    await t.http.post('/measurements').set('x-api-key', 'key-three').send(body).expect(401);
+    await t.http.post('/measurements').set('x-api-key', 'key-two').send(body).expect(202);
+    await t.http.post('/measurements').set('x-api-key', 'key-one').send(body).expect(202);
+    expect(await readWholeStream(t.kinesis, t.config.stream.name)).toHaveLength(2);
   });
 });

@@ -36,6 +36,18 @@ interface BodyParserError {
   statusCode?: number;
 }
 
+function describeRequestError(error: BodyParserError | Error, status: number): string {
+  const type = (error as BodyParserError).type;
+  if (type === 'entity.too.large' || status === 413) return 'request body is larger than 1 MB';
+  if (type === 'entity.parse.failed' || error instanceof SyntaxError)
+    return 'request body is not valid JSON';
+  if (error instanceof URIError) return 'the URL is not validly encoded';
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported' || status === 415) {
+    return 'unsupported content encoding or charset';
+  }
+  return 'the request could not be read';
+}
+
 /**
  * Every error leaves in Nest's shape `{ statusCode, error, message }`, with no stack trace, AWS
  * error text or internal name; unexpected errors are logged here and answered with a bare 500.
@@ -66,6 +78,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
+      const cause = exception.cause;
+      // Errors of the body parser and the router keep their status, never their text.
+      if (cause instanceof Error) return { status, message: describeRequestError(cause, status) };
       const body = exception.getResponse();
       const message =
         typeof body === 'object' && body !== null && 'message' in body
@@ -74,15 +89,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
       return { status, message };
     }
     const parserError = exception as BodyParserError;
-    if (parserError?.type === 'entity.too.large') {
-      return { status: 413, message: 'request body is larger than 1 MB' };
-    }
-    if (parserError?.type === 'entity.parse.failed') {
-      return { status: 400, message: 'request body is not valid JSON' };
-    }
     const parserStatus = parserError?.status ?? parserError?.statusCode;
     if (typeof parserStatus === 'number' && parserStatus >= 400 && parserStatus < 500) {
-      return { status: parserStatus, message: 'the request body could not be read' };
+      return { status: parserStatus, message: describeRequestError(parserError, parserStatus) };
     }
     this.logger.error(
       exception instanceof Error ? (exception.stack ?? exception.message) : String(exception),

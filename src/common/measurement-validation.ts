@@ -1,9 +1,25 @@
 import { plainToInstance } from 'class-transformer';
 import { validateSync, ValidationError } from 'class-validator';
 import { MeasurementInput } from '../domain/measurement';
-import { MeasurementDto } from './dto/measurement.dto';
+import { atReferenceTime, MeasurementDto } from './dto/measurement.dto';
 
 export const MAX_BATCH = 500;
+
+const FIELDS = new Set([
+  'city_id',
+  'city_name',
+  'timestamp',
+  'pm25_value',
+  'pm10_value',
+  'temperature_c',
+  'aqi_value',
+  'aqi_category',
+  'station_id',
+]);
+
+/** A hostile key (huge, control characters) is shown cut and escaped. */
+const showKey = (key: string) =>
+  /^[A-Za-z0-9_]{1,64}$/.test(key) ? key : JSON.stringify(key.slice(0, 64));
 
 function describe(
   errors: ValidationError[],
@@ -20,20 +36,45 @@ function describe(
   });
 }
 
-/** Validates one plain object as a measurement; returns the problems, empty when valid. */
-export function validateMeasurement(value: unknown, prefix = ''): string[] {
+/**
+ * Validates one plain object as a measurement; returns the problems, empty when valid. Only the
+ * known fields, and only scalars, ever reach class-transformer: nested or prototype-named
+ * values are rejected before any object is built from them.
+ */
+export function validateMeasurement(
+  value: unknown,
+  prefix = '',
+  options: { now?: number } = {},
+): string[] {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return [`${prefix === '' ? 'body' : prefix.slice(0, -1)} must be a JSON object`];
   }
-  const dto = plainToInstance(MeasurementDto, value, { enableImplicitConversion: false });
-  const errors = validateSync(dto, {
-    whitelist: true,
-    forbidNonWhitelisted: true,
-    forbidUnknownValues: true,
-    stopAtFirstError: true,
-    validationError: { target: false, value: false },
-  });
-  return describe(errors, value as Record<string, unknown>, prefix);
+  const problems: string[] = [];
+  const fields: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) {
+    if (!FIELDS.has(key)) problems.push(`${prefix}${showKey(key)} is not an allowed field`);
+    else if (field !== null && typeof field === 'object') {
+      problems.push(`${prefix}${key} must be a string or a number, not an object or array`);
+    } else fields[key] = field;
+  }
+  const dto = plainToInstance(MeasurementDto, fields, { enableImplicitConversion: false });
+  const errors = atReferenceTime(options.now, () =>
+    validateSync(dto, {
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      forbidUnknownValues: true,
+      stopAtFirstError: true,
+      validationError: { target: false, value: false },
+    }),
+  );
+  const invalid = new Set(problems.map((p) => p.slice(prefix.length).split(' ')[0]));
+  return problems.concat(
+    describe(
+      errors.filter((e) => !invalid.has(e.property)),
+      value as Record<string, unknown>,
+      prefix,
+    ),
+  );
 }
 
 /**

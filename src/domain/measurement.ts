@@ -24,17 +24,23 @@ export interface Measurement extends MeasurementInput {
 
 export const MAX_FUTURE_SKEW_MS = 5 * 60 * 1000;
 
-/** Normalises the event time to UTC ISO with ms, fills the AQI when absent and derives the message id. */
+/** Six decimals is far below sensor precision, and keeps every value inside DynamoDB's number range. */
+const tidy = (value: number) => Math.round(value * 1e6) / 1e6 + 0;
+
+/**
+ * Normalises the event time to UTC ISO with ms and the values to six decimals, fills the AQI when
+ * absent and derives the message id.
+ */
 export function normaliseMeasurement(input: MeasurementInput, ingestedAt: Date): Measurement {
   const timestamp = new Date(input.timestamp).toISOString();
-  const aqi = input.aqi_value ?? computeAqi(input.pm25_value, input.pm10_value);
+  const aqi = input.aqi_value ?? computeAqi(tidy(input.pm25_value), tidy(input.pm10_value));
   const measurement: Measurement = {
     city_id: input.city_id,
     city_name: input.city_name,
     timestamp,
-    pm25_value: input.pm25_value,
-    pm10_value: input.pm10_value,
-    temperature_c: input.temperature_c,
+    pm25_value: tidy(input.pm25_value),
+    pm10_value: tidy(input.pm10_value),
+    temperature_c: tidy(input.temperature_c),
     aqi_value: aqi,
     aqi_category: input.aqi_category ?? aqiCategory(aqi),
     ingestion_timestamp: ingestedAt.toISOString(),

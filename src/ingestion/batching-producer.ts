@@ -188,35 +188,33 @@ export class BatchingProducer {
     }
   }
 
+  /** The failed entries of one call go back together, after one jittered back-off. */
   private retry(entries: Entry[], reason: string): void {
     this.options.onRetry?.(entries.length, reason);
     const random = this.options.random ?? Math.random;
     const base = this.options.backoffBaseMs ?? 25;
     const cap = this.options.backoffCapMs ?? 2000;
-    const now = Date.now();
-    const byDelay = new Map<number, Entry[]>();
-    for (const entry of entries) {
-      if (entry.group.settled) {
-        this.release(1);
-        continue;
-      }
-      entry.attempts += 1;
-      const delay = Math.round(random() * Math.min(cap, base * 2 ** entry.attempts));
-      if (now + delay > entry.group.deadline) {
-        this.giveUp(entry.group);
-        this.release(1);
-        continue;
-      }
-      byDelay.set(delay, [...(byDelay.get(delay) ?? []), entry]);
-    }
-    for (const [delay, due] of byDelay) {
-      const timer = setTimeout(() => {
-        this.retryTimers.delete(timer);
-        for (const entry of due.reverse()) this.enqueue(entry, true);
-        this.flush();
-      }, delay);
-      this.retryTimers.add(timer);
-    }
+    const live = entries.filter((entry) => {
+      if (entry.group.settled) this.release(1);
+      return !entry.group.settled;
+    });
+    if (live.length === 0) return;
+    for (const entry of live) entry.attempts += 1;
+    const attempts = Math.max(...live.map((e) => e.attempts));
+    const delay = Math.round(random() * Math.min(cap, base * 2 ** attempts));
+    const due = live.filter((entry) => {
+      if (Date.now() + delay <= entry.group.deadline) return true;
+      this.giveUp(entry.group);
+      this.release(1);
+      return false;
+    });
+    if (due.length === 0) return;
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      for (const entry of due.reverse()) this.enqueue(entry, true);
+      this.flush();
+    }, delay);
+    this.retryTimers.add(timer);
   }
 
   private giveUp(group: Group): void {

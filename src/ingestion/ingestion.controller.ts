@@ -1,4 +1,4 @@
-import { Body, Controller, HttpCode, HttpStatus, Post } from '@nestjs/common';
+import { Body, Controller, HttpCode, HttpStatus, Post, UseGuards } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiBadRequestResponse,
@@ -6,10 +6,13 @@ import {
   ApiExtraModels,
   ApiOperation,
   ApiPayloadTooLargeResponse,
+  ApiSecurity,
   ApiServiceUnavailableResponse,
+  ApiUnauthorizedResponse,
   ApiTags,
   getSchemaPath,
 } from '@nestjs/swagger';
+import { API_KEY_SCHEME, ApiKeyGuard } from '../common/api-key.guard';
 import { ErrorResponseDto } from '../common/dto/error-response.dto';
 import { MeasurementDto } from '../common/dto/measurement.dto';
 import { IngestionResultDto } from './dto/ingestion-result.dto';
@@ -22,6 +25,12 @@ export class IngestionController {
   constructor(private readonly ingestion: IngestionService) {}
 
   @Post()
+  @UseGuards(ApiKeyGuard)
+  @ApiSecurity(API_KEY_SCHEME)
+  @ApiUnauthorizedResponse({
+    type: ErrorResponseDto,
+    description: 'API_KEYS is set and X-API-Key is missing or wrong',
+  })
   @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
     summary: 'Put one measurement or a batch of up to 500 on the stream',

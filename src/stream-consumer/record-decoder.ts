@@ -36,8 +36,17 @@ export function decodeRecord(record: StreamRecord): Decoded {
     message_id: _id,
     ...fields
   } = value as Record<string, unknown>;
-  const problems = validateMeasurement(fields);
-  if (ingested !== undefined && (typeof ingested !== 'string' || !ISO.test(ingested))) {
+  const ingestedOk =
+    typeof ingested === 'string' && ISO.test(ingested) && !Number.isNaN(Date.parse(ingested));
+  // "Not in the future" is judged at the time the record was accepted, not by this clock.
+  const arrived = record.arrivedAt?.getTime();
+  const claimed = ingestedOk ? Date.parse(ingested) : undefined;
+  const acceptedAt =
+    claimed !== undefined && arrived !== undefined
+      ? Math.min(claimed, arrived)
+      : (claimed ?? arrived);
+  const problems = validateMeasurement(fields, '', { now: acceptedAt });
+  if (ingested !== undefined && !ingestedOk) {
     problems.push('ingestion_timestamp must be an ISO-8601 date-time');
   }
   if (problems.length > 0) {

@@ -13,6 +13,7 @@ import {
 
 const SHARD = 'shardId-000000000001';
 const TIMING: PollerTiming = {
+  maxAttempts: 1_000_000,
   minPollIntervalMs: 0,
   idleDelayMs: 1,
   retryBaseMs: 1,
@@ -141,7 +142,11 @@ class FakeReader implements ShardReader {
 }
 
 function setup(
-  options: { lease?: Lease; pages?: (iterator: string, readNumber: number) => Page } = {},
+  options: {
+    lease?: Lease;
+    pages?: (iterator: string, readNumber: number) => Page;
+    timing?: Partial<PollerTiming>;
+  } = {},
 ) {
   const events: Events = [];
   const lease = options.lease ?? makeLease();
@@ -149,7 +154,10 @@ function setup(
   const checkpointer = new FakeCheckpointer(events);
   const reader = new FakeReader(options.pages ?? (() => ({ records: [], next: undefined })));
   const log: PollerLog = { warn: jest.fn(), error: jest.fn() };
-  const poller = new ShardPoller(lease, reader, sink, checkpointer, log, TIMING);
+  const poller = new ShardPoller(lease, reader, sink, checkpointer, log, {
+    ...TIMING,
+    ...options.timing,
+  });
   return { events, lease, sink, checkpointer, reader, log, poller };
 }
 
@@ -440,6 +448,103 @@ describe('ShardPoller', () => {
       expect(checkpointer.calls).toEqual([]);
       expect(reader.reads).toEqual(['it-1']);
       expect(poller.status().state).toBe('stopped');
+    });
+  });
+
+  describe('bounded processing retries', () => {
+    it('dead-letters the records as processing_error after maxAttempts failed stores, then checkpoints', async () => {
+      const { poller, sink, checkpointer } = setup({
+        lease: makeLease('0'),
+        timing: { maxAttempts: 3 },
+      });
+      sink.storeFailures = Number.POSITIVE_INFINITY;
+
+      await expect(poller.processBatch([valid('1'), garbage('2'), valid('3')])).resolves.toBe(true);
+
+      const letters = sink.deadLettered.flat();
+      expect(letters.map((l) => [l.record.sequenceNumber, l.reason]).sort()).toEqual([
+        ['1', 'processing_error'],
+        ['2', 'parse_error'],
+        ['3', 'processing_error'],
+      ]);
+      expect(letters.find((l) => l.record.sequenceNumber === '1')!.message).toMatch(
+        /ProvisionedThroughputExceededException/,
+      );
+      // 3 batch attempts, then one attempt per record.
+      expect(sink.stored).toEqual([]);
+      expect(checkpointer.calls).toEqual(['3']);
+    });
+
+    it('stores the records that succeed alone and dead-letters only the one that fails', async () => {
+      const { poller, sink, checkpointer } = setup({
+        lease: makeLease('0'),
+        timing: { maxAttempts: 2 },
+      });
+      const bad = valid('2', 'bad-city');
+      sink.store = async (measurements: Measurement[]) => {
+        if (measurements.some((m) => m.city_id === 'bad-city')) {
+          throw Object.assign(new Error('Number overflow'), { name: 'ValidationException' });
+        }
+        sink.stored.push(measurements);
+      };
+
+      await expect(poller.processBatch([valid('1'), bad, valid('3')])).resolves.toBe(true);
+
+      expect(sink.stored.map(cities)).toEqual([['city-1'], ['city-3']]);
+      expect(sink.deadLettered.flat().map((l) => [l.record.sequenceNumber, l.reason])).toEqual([
+        ['2', 'processing_error'],
+      ]);
+      expect(checkpointer.calls).toEqual(['3']);
+    });
+
+    it('does not retry a ValidationException: the batch is split at once', async () => {
+      const { poller, sink } = setup({ lease: makeLease('0'), timing: { maxAttempts: 5 } });
+      let calls = 0;
+      sink.store = async () => {
+        calls += 1;
+        throw Object.assign(new Error('invalid'), { name: 'ValidationException' });
+      };
+
+      await poller.processBatch([valid('1'), valid('2')]);
+
+      expect(calls).toBe(3); // the batch once, then each record once
+      expect(sink.deadLettered.flat()).toHaveLength(2);
+    });
+
+    it('keeps retrying the dead-letter write of processing errors: nothing is checkpointed before it', async () => {
+      const { poller, sink, checkpointer, events } = setup({
+        lease: makeLease('0'),
+        timing: { maxAttempts: 1 },
+      });
+      sink.storeFailures = Number.POSITIVE_INFINITY;
+      sink.deadLetterFailures = 4;
+
+      await expect(poller.processBatch([valid('1')])).resolves.toBe(true);
+
+      expect(events.filter((e) => e === 'deadLetter:failed')).toHaveLength(4);
+      expect(events.indexOf('checkpoint:1')).toBeGreaterThan(
+        events.lastIndexOf('deadLetter:failed'),
+      );
+      expect(checkpointer.calls).toEqual(['1']);
+    });
+
+    it('dead-letters a record whose decoding throws as processing_error instead of stopping the shard', async () => {
+      const { poller, sink, checkpointer } = setup({ lease: makeLease('0') });
+      // Nesting deep enough to overflow a recursive walker.
+      const deep = '{"city_name":' + '['.repeat(20000) + ']'.repeat(20000) + '}';
+      const records = [
+        valid('1'),
+        { data: Buffer.from(deep), sequenceNumber: '2', partitionKey: 'x' },
+        valid('3'),
+      ];
+
+      await expect(poller.processBatch(records)).resolves.toBe(true);
+
+      expect(sink.stored.flat().map((m) => m.city_id)).toEqual(['city-1', 'city-3']);
+      const letter = sink.deadLettered.flat()[0];
+      expect(letter.record.sequenceNumber).toBe('2');
+      expect(['validation_error', 'processing_error', 'parse_error']).toContain(letter.reason);
+      expect(checkpointer.calls).toEqual(['3']);
     });
   });
 });

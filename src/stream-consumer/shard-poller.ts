@@ -1,7 +1,7 @@
 import { Measurement } from '../domain/measurement';
 import { DeadLetter } from './dead-letter.repository';
 import { Lease, LeaseLostError, SHARD_END } from './lease.repository';
-import { decodeRecord, StreamRecord } from './record-decoder';
+import { Decoded, decodeRecord, StreamRecord } from './record-decoder';
 
 /** The Kinesis calls a poller makes. */
 export interface ShardReader {
@@ -23,6 +23,8 @@ export interface Checkpointer {
 }
 
 export interface PollerTiming {
+  /** Attempts at storing a batch before it is tried record by record and failures dead-lettered. */
+  maxAttempts: number;
   /** Minimum time between two GetRecords calls on one shard (5 calls/s on AWS). */
   minPollIntervalMs: number;
   /** Time from the start of an empty read to the next one (at most 250 ms). */
@@ -32,6 +34,7 @@ export interface PollerTiming {
 }
 
 export const DEFAULT_TIMING: PollerTiming = {
+  maxAttempts: 10,
   minPollIntervalMs: 200,
   idleDelayMs: 200,
   retryBaseMs: 100,
@@ -52,6 +55,16 @@ export interface PollerLog {
   warn(message: string): void;
   error(message: string): void;
 }
+
+// Errors that no retry can fix: the request itself is wrong for this record.
+const PERMANENT = new Set([
+  'ValidationException',
+  'SerializationException',
+  'ItemCollectionSizeLimitExceededException',
+]);
+const isRetryable = (error: unknown) => !(error instanceof Error && PERMANENT.has(error.name));
+const describe = (error: unknown) =>
+  error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 500) : String(error);
 
 const isExpiredIterator = (error: unknown) =>
   error instanceof Error && error.name === 'ExpiredIteratorException';
@@ -158,31 +171,36 @@ export class ShardPoller {
 
   /**
    * Stores the valid records, dead-letters the others, then checkpoints the last sequence number.
-   * Returns false when stopped before the checkpoint: the batch will be read again.
+   * A store that keeps failing is retried `maxAttempts` times, then record by record; a record
+   * that still fails is dead-lettered as processing_error. Dead-letter writes and the checkpoint
+   * are retried until they succeed. Returns false when stopped before the checkpoint.
    */
   async processBatch(records: StreamRecord[]): Promise<boolean> {
-    const measurements: Measurement[] = [];
+    const valid: { record: StreamRecord; measurement: Measurement }[] = [];
     const letters: DeadLetter[] = [];
+    const letter = (record: StreamRecord, reason: DeadLetter['reason'], message: string) =>
+      letters.push({ record, shardId: this.shardId, reason, message });
     for (const record of records) {
-      const decoded = decodeRecord(record);
-      if (decoded.ok) measurements.push(decoded.measurement);
-      else
-        letters.push({
-          record,
-          shardId: this.shardId,
-          reason: decoded.reason,
-          message: decoded.message,
-        });
+      let decoded: Decoded;
+      try {
+        decoded = decodeRecord(record);
+      } catch (error) {
+        decoded = {
+          ok: false,
+          reason: 'processing_error',
+          message: `decoding failed: ${describe(error)}`,
+        };
+      }
+      if (decoded.ok) valid.push({ record, measurement: decoded.measurement });
+      else letter(record, decoded.reason, decoded.message);
     }
     try {
-      await Promise.all([
-        measurements.length > 0
-          ? this.retrying('speed-layer write', () => this.sink.store(measurements))
-          : undefined,
-        letters.length > 0
-          ? this.retrying('dead-letter write', () => this.sink.deadLetter(letters))
-          : undefined,
-      ]);
+      for (const failed of await this.storeBounded(valid)) {
+        letter(failed.record, 'processing_error', `speed-layer write failed: ${failed.error}`);
+      }
+      if (letters.length > 0) {
+        await this.retrying('dead-letter write', () => this.sink.deadLetter(letters));
+      }
       const last = records[records.length - 1].sequenceNumber;
       await this.retrying('checkpoint', () => this.checkpointer.checkpoint(this.lease, last));
       return true;
@@ -190,6 +208,39 @@ export class ShardPoller {
       if (error instanceof StoppedError) return false;
       throw error;
     }
+  }
+
+  /** Returns the records that could not be stored within the bounded attempts. */
+  private async storeBounded(
+    items: { record: StreamRecord; measurement: Measurement }[],
+  ): Promise<{ record: StreamRecord; error: string }[]> {
+    if (items.length === 0) return [];
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.timing.maxAttempts; attempt++) {
+      if (this.stopped) throw new StoppedError();
+      try {
+        await this.sink.store(items.map((i) => i.measurement));
+        if (this.state === 'retrying') this.state = 'polling';
+        return [];
+      } catch (error) {
+        lastError = error;
+        if (!isRetryable(error)) break;
+        if (attempt < this.timing.maxAttempts)
+          await this.backoffAfter('speed-layer write', error, attempt);
+      }
+    }
+    if (items.length === 1) return [{ record: items[0].record, error: describe(lastError) }];
+    // Find the records that fail on their own; the others are stored.
+    const failed: { record: StreamRecord; error: string }[] = [];
+    for (const item of items) {
+      if (this.stopped) throw new StoppedError();
+      try {
+        await this.sink.store([item.measurement]);
+      } catch (error) {
+        failed.push({ record: item.record, error: describe(error) });
+      }
+    }
+    return failed;
   }
 
   private get stopped(): boolean {

@@ -19,7 +19,21 @@ export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 const FINITE = { allowNaN: false, allowInfinity: false };
 
-/** Validated against `context.now` when given (the record's arrival time), else the wall clock. */
+let referenceTime: number | undefined;
+
+/**
+ * Runs a synchronous validation with "now" set to `time` (a record's ingestion time), so a
+ * consumer judges "not more than 5 minutes in the future" as the producer did, whatever its clock.
+ */
+export function atReferenceTime<T>(time: number | undefined, validate: () => T): T {
+  referenceTime = time;
+  try {
+    return validate();
+  } finally {
+    referenceTime = undefined;
+  }
+}
+
 function IsEventTime(options?: ValidationOptions) {
   return (object: object, propertyName: string) =>
     registerDecorator({
@@ -39,7 +53,7 @@ function IsEventTime(options?: ValidationOptions) {
           const [year, month, day] = value.slice(0, 10).split('-').map(Number);
           const calendar = new Date(Date.UTC(year, month - 1, day));
           if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return false;
-          return time <= Date.now() + MAX_FUTURE_SKEW_MS;
+          return time <= (referenceTime ?? Date.now()) + MAX_FUTURE_SKEW_MS;
         },
       },
     });
@@ -54,13 +68,13 @@ export class MeasurementDto implements MeasurementInput {
     pattern: ID_PATTERN.source,
     description: 'Kinesis partition key',
   })
-  @IsString()
   @Matches(ID_PATTERN, { message: 'city_id must be 1–64 characters of A–Z, a–z, 0–9, _ or -' })
+  @IsString()
   city_id!: string;
 
   @ApiProperty({ example: 'Delhi', minLength: 1, maxLength: 128 })
-  @IsString()
   @Length(1, 128)
+  @IsString()
   city_name!: string;
 
   @ApiProperty({
@@ -72,21 +86,21 @@ export class MeasurementDto implements MeasurementInput {
   timestamp!: string;
 
   @ApiProperty({ example: 42.5, minimum: 0, maximum: 1000, description: 'PM2.5 in µg/m³' })
-  @IsNumber(FINITE)
-  @Min(0)
   @Max(1000)
+  @Min(0)
+  @IsNumber(FINITE)
   pm25_value!: number;
 
   @ApiProperty({ example: 80.1, minimum: 0, maximum: 2000, description: 'PM10 in µg/m³' })
-  @IsNumber(FINITE)
-  @Min(0)
   @Max(2000)
+  @Min(0)
+  @IsNumber(FINITE)
   pm10_value!: number;
 
   @ApiProperty({ example: 18.4, minimum: -90, maximum: 70 })
-  @IsNumber(FINITE)
-  @Min(-90)
   @Max(70)
+  @Min(-90)
+  @IsNumber(FINITE)
   temperature_c!: number;
 
   @ApiPropertyOptional({
@@ -96,9 +110,9 @@ export class MeasurementDto implements MeasurementInput {
     description: 'computed when absent',
   })
   @optional
-  @IsInt()
-  @Min(0)
   @Max(500)
+  @Min(0)
+  @IsInt()
   aqi_value?: number;
 
   @ApiPropertyOptional({ enum: AQI_CATEGORIES, description: 'computed when absent' })
@@ -108,7 +122,7 @@ export class MeasurementDto implements MeasurementInput {
 
   @ApiPropertyOptional({ example: 'anand-vihar', pattern: ID_PATTERN.source })
   @optional
-  @IsString()
   @Matches(ID_PATTERN, { message: 'station_id must be 1–64 characters of A–Z, a–z, 0–9, _ or -' })
+  @IsString()
   station_id?: string;
 }
