@@ -11,6 +11,7 @@ import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
 import { ConfigError, loadConfig, LogLevelName } from './config/app.config';
 
+const SHUTDOWN_DEADLINE_MS = 30_000;
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
 export function logLevels(level: LogLevelName): LogLevel[] {
@@ -45,6 +46,10 @@ async function bootstrap(): Promise<void> {
   // and checkpoint its batch, releases the leases, and stops the embedded emulators last.
   const shutdown = (signal: string) => {
     logger.log(`${signal}: shutting down`, 'Bootstrap');
+    setTimeout(() => {
+      logger.error(`shutdown took more than ${SHUTDOWN_DEADLINE_MS} ms, exiting`, 'Bootstrap');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     (app.getHttpServer() as Server).close();
     app.close().then(
       () => process.exit(0),

@@ -2,6 +2,7 @@
 export enum ErrorCode {
   ValidationFailed = 'VALIDATION_FAILED',
   NotFound = 'NOT_FOUND',
+  Conflict = 'CONFLICT',
   StreamUnavailable = 'STREAM_UNAVAILABLE',
   Overloaded = 'OVERLOADED',
   ShuttingDown = 'SHUTTING_DOWN',

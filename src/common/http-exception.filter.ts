@@ -12,6 +12,7 @@ import { AppError, ErrorCode } from './app-error';
 const STATUS_OF: Record<ErrorCode, HttpStatus> = {
   [ErrorCode.ValidationFailed]: HttpStatus.BAD_REQUEST,
   [ErrorCode.NotFound]: HttpStatus.NOT_FOUND,
+  [ErrorCode.Conflict]: HttpStatus.CONFLICT,
   [ErrorCode.StreamUnavailable]: HttpStatus.SERVICE_UNAVAILABLE,
   [ErrorCode.Overloaded]: HttpStatus.SERVICE_UNAVAILABLE,
   [ErrorCode.ShuttingDown]: HttpStatus.SERVICE_UNAVAILABLE,
@@ -23,6 +24,7 @@ const REASON: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',

@@ -43,6 +43,7 @@ class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(0) @Max(10000) PRODUCER_LINGER_MS = 20;
   @Transform(toInt) @IsInt() @Min(100) @Max(600000) PRODUCER_DEADLINE_MS = 10000;
   @Transform(toInt) @IsInt() @Min(1000) @Max(600000) LEASE_FAILOVER_MS = 10000;
+  @Transform(toInt) @IsInt() @Min(1) @Max(1000) CONSUMER_MAX_ATTEMPTS = 10;
   @Transform(toInt) @IsInt() @Min(1) @Max(24 * 365) SPEED_LAYER_TTL_HOURS = 24;
   @IsString() API_KEYS = '';
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'verbose']) LOG_LEVEL = 'info';
@@ -63,7 +64,7 @@ export interface AppConfig {
   stream: { name: string; shardCount: number };
   tables: { realtime: string; aggregates: string; dlq: string; leases: string };
   producer: { lingerMs: number; deadlineMs: number; maxBufferedRecords: number };
-  consumer: { enabled: boolean; leaseFailoverMs: number };
+  consumer: { enabled: boolean; leaseFailoverMs: number; maxAttempts: number };
   simulator: { enabled: boolean; cities: number; rate: number };
   speedLayer: { ttlHours: number };
   apiKeys: string[];
@@ -135,7 +136,11 @@ export function loadConfig(
       deadlineMs: vars.PRODUCER_DEADLINE_MS,
       maxBufferedRecords: 50_000,
     },
-    consumer: { enabled: vars.CONSUMER_ENABLED, leaseFailoverMs: vars.LEASE_FAILOVER_MS },
+    consumer: {
+      enabled: vars.CONSUMER_ENABLED,
+      leaseFailoverMs: vars.LEASE_FAILOVER_MS,
+      maxAttempts: vars.CONSUMER_MAX_ATTEMPTS,
+    },
     simulator: {
       enabled: vars.SIMULATOR_ENABLED ?? defaults.simulatorEnabled ?? false,
       cities: vars.SIMULATOR_CITIES,

@@ -7,6 +7,6 @@ import { SimulatorService } from './simulator/simulator.service';
 @Module({
   controllers: [IngestionController],
   providers: [KinesisProducerService, IngestionService, SimulatorService],
-  exports: [IngestionService],
+  exports: [IngestionService, KinesisProducerService],
 })
 export class IngestionModule {}

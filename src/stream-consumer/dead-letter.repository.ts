@@ -1,4 +1,14 @@
-import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { AppConfig } from '../config/app.config';
@@ -9,6 +19,35 @@ import { DeadLetterReason, encodePayload, StreamRecord } from './record-decoder'
 
 // DynamoDB items are at most 400 KB; the rest of the entry needs a few KB.
 const MAX_PAYLOAD_BYTES = 350 * 1024;
+/** Entries carry `kind` so that the newest-first index holds them and not the redrive pointers. */
+export const DLQ_KIND = 'entry';
+export const DLQ_INDEX = 'by_failed_at';
+const POINTER_PREFIX = 'redrive#';
+
+export interface DeadLetter {
+  record: StreamRecord;
+  shardId: string;
+  reason: DeadLetterReason;
+  message: string;
+}
+
+export interface DeadLetterEntry {
+  id: string;
+  reason: DeadLetterReason;
+  error_message: string;
+  failed_at: string;
+  stream: string;
+  shard_id: string;
+  sequence_number: string;
+  partition_key: string;
+  attempts: number;
+  status: 'pending' | 'redriven';
+  payload: string;
+  payload_encoding: 'utf8' | 'base64';
+  payload_truncated: boolean;
+  payload_bytes: number;
+  redriven_at?: string;
+}
 
 /** Cuts a payload to what fits in one item, on a UTF-8 boundary for text. */
 function fitPayload(payload: string): { payload: string; truncated: boolean } {
@@ -19,13 +58,6 @@ function fitPayload(payload: string): { payload: string; truncated: boolean } {
   return { payload: bytes.subarray(0, end).toString('utf8'), truncated: true };
 }
 
-export interface DeadLetter {
-  record: StreamRecord;
-  shardId: string;
-  reason: DeadLetterReason;
-  message: string;
-}
-
 /** Deterministic, so a record dead-lettered again after a crash overwrites its own entry. */
 export function deadLetterId(stream: string, shardId: string, sequenceNumber: string): string {
   return createHash('sha256')
@@ -34,7 +66,21 @@ export function deadLetterId(stream: string, shardId: string, sequenceNumber: st
     .slice(0, 24);
 }
 
-/** The dead-letter table: one entry per poison record, with its payload as received. */
+/** The key of the pointer from a redriven record's exact bytes back to its entry. */
+export const redriveKey = (data: Uint8Array) =>
+  `${POINTER_PREFIX}${createHash('sha256').update(data).digest('hex')}`;
+
+const INTERNAL = new Set(['kind', 'redrive_key']);
+const toEntry = (item: Record<string, unknown>) =>
+  Object.fromEntries(
+    Object.entries(item).filter(([k]) => !INTERNAL.has(k)),
+  ) as unknown as DeadLetterEntry;
+
+/**
+ * The dead-letter table: one entry per poison record, with its payload as received. A redriven
+ * record that fails again updates its entry (attempts + 1), found through a pointer keyed by the
+ * SHA-256 of the bytes put back on the stream.
+ */
 @Injectable()
 export class DeadLetterRepository {
   private readonly table: string;
@@ -52,9 +98,18 @@ export class DeadLetterRepository {
   async write(letters: DeadLetter[]): Promise<void> {
     const failedAt = new Date().toISOString();
     const items = letters.map((letter) => this.toItem(letter, failedAt));
-    const chunks: (typeof items)[] = [];
-    // Payloads can be large: keep each call under BatchWriteItem's 16 MB.
-    for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
+    const pointers = await this.pointers(letters.map((l) => redriveKey(l.record.data)));
+    const fresh: Record<string, unknown>[] = [];
+    await runLimited(
+      items.map((item, i) => ({ item, entryId: pointers.get(redriveKey(letters[i].record.data)) })),
+      4,
+      async ({ item, entryId }) => {
+        if (!entryId || !(await this.failedAgain(entryId, item))) fresh.push(item);
+      },
+    );
+    const chunks: Record<string, unknown>[][] = [];
+    // Payloads can be large: 25 items of at most 400 KB stay under BatchWriteItem's 16 MB.
+    for (let i = 0; i < fresh.length; i += 25) chunks.push(fresh.slice(i, i + 25));
     await runLimited(chunks, 4, async (chunk) => {
       let pending: unknown[] = chunk.map((Item) => ({ PutRequest: { Item } }));
       for (let attempt = 0; pending.length > 0; attempt++) {
@@ -68,12 +123,141 @@ export class DeadLetterRepository {
     });
   }
 
+  /** Newest first; `reason` filters; the cursor is the opaque LastEvaluatedKey. */
+  async list(
+    limit: number,
+    reason: DeadLetterReason | undefined,
+    cursor: Record<string, unknown> | undefined,
+  ): Promise<{ items: DeadLetterEntry[]; next?: Record<string, unknown> }> {
+    const items: DeadLetterEntry[] = [];
+    let startKey = cursor;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: DLQ_INDEX,
+          KeyConditionExpression: 'kind = :kind',
+          ...(reason ? { FilterExpression: 'reason = :reason' } : {}),
+          ExpressionAttributeValues: {
+            ':kind': DLQ_KIND,
+            ...(reason ? { ':reason': reason } : {}),
+          },
+          ScanIndexForward: false,
+          Limit: limit - items.length,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) items.push(toEntry(item));
+      startKey = page.LastEvaluatedKey;
+    } while (items.length < limit && startKey);
+    return { items, next: startKey };
+  }
+
+  async get(id: string): Promise<DeadLetterEntry | undefined> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.table, Key: { id }, ConsistentRead: true }),
+    );
+    return Item && Item.kind === DLQ_KIND ? toEntry(Item) : undefined;
+  }
+
+  /** Records that the entry's record went back on the stream as `data`. */
+  async markRedriven(id: string, data: Uint8Array): Promise<void> {
+    const key = redriveKey(data);
+    await this.db.send(new PutCommand({ TableName: this.table, Item: { id: key, entry_id: id } }));
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { id },
+        UpdateExpression: 'SET #status = :redriven, redriven_at = :at, redrive_key = :key',
+        ConditionExpression: 'attribute_exists(id)',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':redriven': 'redriven',
+          ':at': new Date().toISOString(),
+          ':key': key,
+        },
+      }),
+    );
+  }
+
+  /** Deletes the entry and its redrive pointer; false when there was no such entry. */
+  async delete(id: string): Promise<boolean> {
+    const { Attributes } = await this.db.send(
+      new DeleteCommand({ TableName: this.table, Key: { id }, ReturnValues: 'ALL_OLD' }),
+    );
+    if (typeof Attributes?.redrive_key === 'string') {
+      await this.db.send(
+        new DeleteCommand({ TableName: this.table, Key: { id: Attributes.redrive_key } }),
+      );
+    }
+    return Attributes?.kind === DLQ_KIND;
+  }
+
+  private async pointers(keys: string[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    const unique = [...new Set(keys)];
+    for (let i = 0; i < unique.length; i += 100) {
+      let request: Record<string, unknown>[] = unique.slice(i, i + 100).map((id) => ({ id }));
+      while (request.length > 0) {
+        const output = await this.db.send(
+          new BatchGetCommand({
+            RequestItems: { [this.table]: { Keys: request, ConsistentRead: true } },
+          }),
+        );
+        for (const item of output.Responses?.[this.table] ?? [])
+          found.set(item.id as string, item.entry_id as string);
+        request = (output.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[];
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Updates a redriven entry whose record failed again: attempts + 1, pending. Idempotent for the
+   * same record read twice. False when the entry is gone (then a new entry is written).
+   */
+  private async failedAgain(entryId: string, item: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { id: entryId },
+          UpdateExpression:
+            'SET attempts = attempts + :one, #status = :pending, reason = :reason, error_message = :message, ' +
+            'failed_at = :at, shard_id = :shard, sequence_number = :seq, partition_key = :pk, payload = :payload, ' +
+            'payload_encoding = :encoding, payload_truncated = :truncated, payload_bytes = :bytes REMOVE redriven_at',
+          ConditionExpression: 'attribute_exists(id) AND sequence_number <> :seq',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':pending': 'pending',
+            ':reason': item.reason,
+            ':message': item.error_message,
+            ':at': item.failed_at,
+            ':shard': item.shard_id,
+            ':seq': item.sequence_number,
+            ':pk': item.partition_key,
+            ':payload': item.payload,
+            ':encoding': item.payload_encoding,
+            ':truncated': item.payload_truncated,
+            ':bytes': item.payload_bytes,
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      return (await this.get(entryId)) !== undefined;
+    }
+  }
+
   private toItem(letter: DeadLetter, failedAt: string): Record<string, unknown> {
     const { record } = letter;
     const encoded = encodePayload(record.data);
     const { payload, truncated } = fitPayload(encoded.payload);
     return {
       id: deadLetterId(this.stream, letter.shardId, record.sequenceNumber),
+      kind: DLQ_KIND,
       reason: letter.reason,
       error_message: letter.message.slice(0, 2000),
       failed_at: failedAt,

@@ -1,12 +1,16 @@
 import { Module } from '@nestjs/common';
+import { IngestionModule } from '../ingestion/ingestion.module';
 import { SpeedLayerModule } from '../speed-layer/speed-layer.module';
+import { DlqController } from './dlq.controller';
+import { DlqService } from './dlq.service';
 import { DeadLetterRepository } from './dead-letter.repository';
 import { LeaseRepository } from './lease.repository';
 import { StreamConsumerService } from './stream-consumer.service';
 
 @Module({
-  imports: [SpeedLayerModule],
-  providers: [LeaseRepository, DeadLetterRepository, StreamConsumerService],
+  imports: [SpeedLayerModule, IngestionModule],
+  controllers: [DlqController],
+  providers: [LeaseRepository, DeadLetterRepository, StreamConsumerService, DlqService],
   exports: [StreamConsumerService],
 })
 export class StreamConsumerModule {}

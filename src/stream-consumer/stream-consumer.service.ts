@@ -16,7 +16,7 @@ import { DeadLetterRepository } from './dead-letter.repository';
 import { KinesisShardReader } from './kinesis-shard-reader';
 import { LeaseCoordinator, LeaseView } from './lease-coordinator';
 import { LeaseRepository } from './lease.repository';
-import { PollerStatus, ShardPoller } from './shard-poller';
+import { DEFAULT_TIMING, PollerStatus, ShardPoller } from './shard-poller';
 
 export interface ConsumerStatus {
   enabled: boolean;
@@ -73,7 +73,10 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
           ),
         })),
       startWorker: (lease, checkpointer) => {
-        const poller = new ShardPoller(lease, reader, sink, checkpointer, log);
+        const poller = new ShardPoller(lease, reader, sink, checkpointer, log, {
+          ...DEFAULT_TIMING,
+          maxAttempts: config.consumer.maxAttempts,
+        });
         const done = poller
           .run()
           .catch((error: Error) =>

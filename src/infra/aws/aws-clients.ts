@@ -21,7 +21,8 @@ function httpHandler(): NodeHttpHandler {
     httpAgent: new Agent(options),
     httpsAgent: new HttpsAgent(options),
     connectionTimeout: 3000,
-    requestTimeout: 30000,
+    // Short enough that a hung call cannot hold a shutdown or a producer deadline for long.
+    requestTimeout: 10_000,
   });
 }
 

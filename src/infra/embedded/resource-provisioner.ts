@@ -44,7 +44,25 @@ export function tableDefinitions(names: ResourceNames): CreateTableCommandInput[
   return [
     keyTable(names.tables.realtime, 'city_id', 'sk'),
     keyTable(names.tables.aggregates, 'city_id', 'window_key'),
-    keyTable(names.tables.dlq, 'id'),
+    {
+      ...keyTable(names.tables.dlq, 'id'),
+      AttributeDefinitions: [
+        { AttributeName: 'id', AttributeType: 'S' },
+        { AttributeName: 'kind', AttributeType: 'S' },
+        { AttributeName: 'failed_at', AttributeType: 'S' },
+      ],
+      // Newest first for GET /dlq; only entries carry `kind`, so redrive pointers stay out of it.
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'by_failed_at',
+          KeySchema: [
+            { AttributeName: 'kind', KeyType: 'HASH' },
+            { AttributeName: 'failed_at', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    },
     keyTable(names.tables.leases, 'leaseKey'),
   ];
 }
