@@ -47,7 +47,7 @@ describe('loadConfig (SPEC §4)', () => {
     });
 
     it('runs the consumer with a 10 s failover', () => {
-      expect(config.consumer).toEqual({ enabled: true, leaseFailoverMs: 10000 });
+      expect(config.consumer).toEqual({ enabled: true, leaseFailoverMs: 10000, maxAttempts: 10 });
     });
 
     it('keeps the simulator off with 20 cities at 10/s', () => {

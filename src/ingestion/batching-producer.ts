@@ -80,7 +80,7 @@ export class BatchingProducer {
         reject,
       };
       // Rejects at the deadline even when a PutRecords call hangs; late acknowledgements are ignored.
-      group.timer = setTimeout(() => this.giveUp(group), this.options.deadlineMs);
+      group.timer = setTimeout(() => this.giveUp(group), this.options.deadlineMs).unref();
       this.buffered += records.length;
       for (const record of records) {
         const size = record.data.byteLength + Buffer.byteLength(record.partitionKey);
