@@ -25,7 +25,7 @@ export interface CityLatest {
 const eventKey = (m: Measurement) => `${m.timestamp}#${m.message_id}`;
 
 function stripItem(item: Record<string, unknown>): Measurement {
-  const { sk: _sk, ttl: _ttl, ...measurement } = item;
+  const { sk: _sk, ttl: _ttl, stored_at: _storedAt, ...measurement } = item;
   return measurement as unknown as Measurement;
 }
 
@@ -49,11 +49,13 @@ export class SpeedLayerRepository {
   /** Writes every measurement (idempotently) and then the per-city latest items; throws on failure. */
   async write(measurements: Measurement[]): Promise<void> {
     if (measurements.length === 0) return;
-    const ttl = Math.floor(Date.now() / 1000) + this.ttlSeconds;
+    const storedAt = Date.now();
+    const ttl = Math.floor(storedAt / 1000) + this.ttlSeconds;
     const unique = new Map<string, Measurement>();
     for (const m of measurements) unique.set(`${m.city_id}\u0000${eventKey(m)}`, m);
     const requests = [...unique.values()].map((m) => ({
-      PutRequest: { Item: { ...m, sk: eventKey(m), ttl } },
+      // stored_at (internal): when the speed layer got it, for latency and ordering checks.
+      PutRequest: { Item: { ...m, sk: eventKey(m), ttl, stored_at: storedAt } },
     }));
     const chunks: (typeof requests)[] = [];
     for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX)
