@@ -132,6 +132,23 @@ describe('POST /measurements → GET /cities/:cityId/latest (real emulators)', (
     }
   });
 
+  it('exposes Prometheus metrics for what it did', async () => {
+    await waitUntilConsumed(t);
+    const res = await t.http.get('/metrics').expect(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    const value = (line: RegExp) => Number(res.text.match(line)?.[1]);
+    expect(value(/^aq_records_ingested_total (\d+)/m)).toBeGreaterThanOrEqual(7);
+    expect(value(/^aq_records_consumed_total\{outcome="stored"\} (\d+)/m)).toBeGreaterThanOrEqual(
+      7,
+    );
+    expect(value(/^aq_end_to_end_latency_seconds_count (\d+)/m)).toBeGreaterThanOrEqual(7);
+    expect(res.text).toMatch(/^aq_end_to_end_latency_seconds_bucket\{le="0\.001"\}/m);
+    expect(res.text).toMatch(/^aq_end_to_end_latency_seconds_bucket\{le="60"\}/m);
+    expect(value(/^aq_leases_held (\d+)/m)).toBe(2);
+    expect(res.text).toMatch(/^aq_shard_iterator_age_seconds\{shard="shardId-000000000000"\} 0/m);
+    expect(res.text).toMatch(/^process_cpu_seconds_total/m);
+  });
+
   it('serves the OpenAPI document and Swagger UI', async () => {
     const doc = await t.http.get('/docs-json').expect(200);
     expect(Object.keys(doc.body.paths)).toEqual(

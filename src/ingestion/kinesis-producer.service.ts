@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { KINESIS_CLIENT } from '../infra/aws/aws.tokens';
+import { MetricsService } from '../metrics/metrics.service';
 import { BatchingProducer } from './batching-producer';
 
 /** The service's one producer: every POST and the simulator share its batches. */
@@ -14,6 +15,7 @@ export class KinesisProducerService implements OnModuleDestroy {
   constructor(
     @Inject(KINESIS_CLIENT) kinesis: KinesisClient,
     @Inject(APP_CONFIG) config: AppConfig,
+    private readonly metrics: MetricsService,
   ) {
     const streamName = config.stream.name;
     this.producer = new BatchingProducer(
@@ -25,13 +27,19 @@ export class KinesisProducerService implements OnModuleDestroy {
       },
       {
         ...config.producer,
-        onRetry: (count, reason) => this.logger.warn(`retrying ${count} record(s) after ${reason}`),
+        onRetry: (count, reason) => {
+          metrics.producerRetries.inc({ reason }, count);
+          this.logger.warn(`retrying ${count} record(s) after ${reason}`);
+        },
       },
     );
   }
 
-  send(records: { data: Uint8Array; partitionKey: string }[]): Promise<void> {
-    return this.producer.send(records);
+  async send(records: { data: Uint8Array; partitionKey: string }[]): Promise<void> {
+    const started = performance.now();
+    await this.producer.send(records);
+    this.metrics.ingestAck.observe((performance.now() - started) / 1000);
+    this.metrics.recordsIngested.inc(records.length);
   }
 
   async onModuleDestroy(): Promise<void> {

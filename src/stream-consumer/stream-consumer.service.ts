@@ -12,7 +12,9 @@ import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { KINESIS_CLIENT } from '../infra/aws/aws.tokens';
 import { SpeedLayerRepository } from '../speed-layer/speed-layer.repository';
-import { DeadLetterRepository } from './dead-letter.repository';
+import { Measurement } from '../domain/measurement';
+import { MetricsService } from '../metrics/metrics.service';
+import { DeadLetter, DeadLetterRepository } from './dead-letter.repository';
 import { KinesisShardReader } from './kinesis-shard-reader';
 import { LeaseCoordinator, LeaseView } from './lease-coordinator';
 import { LeaseRepository } from './lease.repository';
@@ -47,13 +49,23 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
     leases: LeaseRepository,
     speedLayer: SpeedLayerRepository,
     deadLetters: DeadLetterRepository,
+    metrics: MetricsService,
   ) {
     const reader = new KinesisShardReader(kinesis, config.stream.name);
     const sink = {
-      store: (measurements: Parameters<SpeedLayerRepository['write']>[0]) =>
-        speedLayer.write(measurements),
-      deadLetter: (letters: Parameters<DeadLetterRepository['write']>[0]) =>
-        deadLetters.write(letters),
+      store: async (measurements: Measurement[]) => {
+        await speedLayer.write(measurements);
+        const now = Date.now();
+        for (const m of measurements) {
+          metrics.endToEnd.observe((now - Date.parse(m.ingestion_timestamp)) / 1000);
+        }
+        metrics.recordsConsumed.inc({ outcome: 'stored' }, measurements.length);
+      },
+      deadLetter: async (letters: DeadLetter[]) => {
+        await deadLetters.write(letters);
+        for (const l of letters) metrics.dlqEntries.inc({ reason: l.reason });
+        metrics.recordsConsumed.inc({ outcome: 'dead_lettered' }, letters.length);
+      },
     };
     const log = {
       log: (m: string) => this.logger.log(m),
@@ -84,6 +96,20 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
           );
         return { stop: () => poller.stop(), done, status: () => poller.status() };
       },
+    });
+    this.registerGauges(metrics);
+  }
+
+  private registerGauges(metrics: MetricsService): void {
+    metrics.addCollector(() => {
+      const held = this.coordinator.status().held;
+      metrics.leasesHeld.set(held.length);
+      metrics.iteratorAge.reset();
+      for (const shard of held) {
+        if (shard.millisBehindLatest !== undefined) {
+          metrics.iteratorAge.set({ shard: shard.shardId }, shard.millisBehindLatest / 1000);
+        }
+      }
     });
   }
 

@@ -1,0 +1,89 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** 1 ms to 60 s. */
+export const LATENCY_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+/**
+ * The service's Prometheus metrics on a registry of its own (several apps in one process, as in
+ * tests, do not collide). Gauges of other components are filled at scrape time by collectors.
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+  private readonly collectors: (() => void)[] = [];
+
+  readonly recordsIngested = new Counter({
+    name: 'aq_records_ingested_total',
+    help: 'Measurements acknowledged by Kinesis (POST /measurements and the simulator)',
+    registers: [this.registry],
+  });
+  readonly ingestAck = new Histogram({
+    name: 'aq_ingest_ack_seconds',
+    help: 'Time from handing records to the producer to Kinesis acknowledging all of them',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly producerRetries = new Counter({
+    name: 'aq_producer_retries_total',
+    help: 'Records of a PutRecords call retried, by error',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly recordsConsumed = new Counter({
+    name: 'aq_records_consumed_total',
+    help: 'Stream records processed, by outcome (stored or dead_lettered)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly dlqEntries = new Counter({
+    name: 'aq_dlq_entries_total',
+    help: 'Dead-letter entries written, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly endToEnd = new Histogram({
+    name: 'aq_end_to_end_latency_seconds',
+    help: 'ingestion_timestamp → speed-layer write acknowledged',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly lateRecords = new Counter({
+    name: 'aq_late_records_total',
+    help: 'Records that arrived after their window was final (stored raw, not aggregated)',
+    registers: [this.registry],
+  });
+  readonly windowFinalisationDelay = new Histogram({
+    name: 'aq_window_finalisation_delay_seconds',
+    help: 'Time from a window end to its aggregate being written as final',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly iteratorAge = new Gauge({
+    name: 'aq_shard_iterator_age_seconds',
+    help: 'Per shard held by this instance: how far behind the tip of the stream the last read was',
+    labelNames: ['shard'],
+    registers: [this.registry],
+    collect: () => this.collect(),
+  });
+  readonly leasesHeld = new Gauge({
+    name: 'aq_leases_held',
+    help: 'Shard leases held by this instance',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Registers a function that sets gauges just before each scrape. */
+  addCollector(collector: () => void): void {
+    this.collectors.push(collector);
+  }
+
+  private collect(): void {
+    for (const collector of this.collectors) collector();
+  }
+}
