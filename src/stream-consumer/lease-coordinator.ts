@@ -76,8 +76,13 @@ export class LeaseCoordinator {
     this.now = options.now ?? (() => performance.now());
   }
 
-  get renewIntervalMs(): number {
-    return Math.max(100, Math.floor(this.options.failoverMs / 3) - 25);
+  /**
+   * A cycle runs twice per KCL renewal interval (failover / 3): expiry is judged from when this
+   * instance saw a counter last move, so a dead owner's leases are taken within about
+   * failover + 2 cycles = failover + one renewal interval.
+   */
+  get cycleIntervalMs(): number {
+    return Math.max(100, Math.floor(this.options.failoverMs / 6));
   }
 
   start(): void {
@@ -86,7 +91,7 @@ export class LeaseCoordinator {
         this.options.log.warn(`lease cycle failed, retrying: ${error.name}: ${error.message}`),
       );
       await this.ticking;
-      if (!this.stopped) this.timer = setTimeout(() => void loop(), this.renewIntervalMs);
+      if (!this.stopped) this.timer = setTimeout(() => void loop(), this.cycleIntervalMs);
     };
     void loop();
   }
