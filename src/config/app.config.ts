@@ -1,4 +1,6 @@
 import { plainToInstance, Transform } from 'class-transformer';
+import type { AggregationSettings } from '../aggregation/window-aggregator';
+import { parseWindowSizes } from '../aggregation/windows';
 import {
   IsBoolean,
   IsIn,
@@ -45,6 +47,14 @@ class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000) @Max(600000) LEASE_FAILOVER_MS = 10000;
   @Transform(toInt) @IsInt() @Min(1) @Max(1000) CONSUMER_MAX_ATTEMPTS = 10;
   @Transform(toInt) @IsInt() @Min(1) @Max(24 * 365) SPEED_LAYER_TTL_HOURS = 24;
+  @Matches(/^\s*\d{1,4}[mh]\s*(,\s*\d{1,4}[mh]\s*)*$/, {
+    message: 'AGGREGATION_WINDOWS must be a comma list like 5m or 1m,5m,1h',
+  })
+  AGGREGATION_WINDOWS = '5m';
+  @Transform(toInt) @IsInt() @Min(0) @Max(3_600_000) AGGREGATION_OUT_OF_ORDERNESS_MS = 5000;
+  @Transform(toInt) @IsInt() @Min(0) @Max(86_400_000) AGGREGATION_ALLOWED_LATENESS_MS = 30000;
+  @Transform(toInt) @IsInt() @Min(100) @Max(86_400_000) AGGREGATION_IDLE_MS = 10000;
+  @Transform(toInt) @IsInt() @Min(50) @Max(600_000) AGGREGATION_FLUSH_MS = 1000;
   @IsString() API_KEYS = '';
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'verbose']) LOG_LEVEL = 'info';
   @IsOptional() @IsString() AWS_REGION?: string;
@@ -67,11 +77,22 @@ export interface AppConfig {
   consumer: { enabled: boolean; leaseFailoverMs: number; maxAttempts: number };
   simulator: { enabled: boolean; cities: number; rate: number };
   speedLayer: { ttlHours: number };
+  aggregation: AggregationSettings & { flushMs: number };
   apiKeys: string[];
   logLevel: LogLevelName;
 }
 
 export class ConfigError extends Error {}
+
+function windowSizes(list: string) {
+  try {
+    return parseWindowSizes(list);
+  } catch (error) {
+    throw new ConfigError(
+      `Invalid configuration: AGGREGATION_WINDOWS=${JSON.stringify(list)}: ${(error as Error).message}`,
+    );
+  }
+}
 
 const EMPTY_MEANS_UNSET = new Set(['PROVISION_RESOURCES', 'SIMULATOR_ENABLED', 'AWS_REGION']);
 
@@ -147,6 +168,13 @@ export function loadConfig(
       rate: vars.SIMULATOR_RATE,
     },
     speedLayer: { ttlHours: vars.SPEED_LAYER_TTL_HOURS },
+    aggregation: {
+      sizes: windowSizes(vars.AGGREGATION_WINDOWS),
+      outOfOrdernessMs: vars.AGGREGATION_OUT_OF_ORDERNESS_MS,
+      allowedLatenessMs: vars.AGGREGATION_ALLOWED_LATENESS_MS,
+      idleMs: vars.AGGREGATION_IDLE_MS,
+      flushMs: vars.AGGREGATION_FLUSH_MS,
+    },
     apiKeys: vars.API_KEYS.split(',')
       .map((k) => k.trim())
       .filter((k) => k.length > 0),

@@ -249,8 +249,8 @@ export class LeaseCoordinator {
     if (!lease) return;
     const h: Held = { lease, renewedAt: this.now(), lock: Promise.resolve(), worker: undefined! };
     h.worker = this.options.startWorker(lease, {
-      checkpoint: (l, sequenceNumber) =>
-        this.exclusive(h, () => this.store.checkpoint(l, sequenceNumber)),
+      checkpoint: (l, sequenceNumber, state) =>
+        this.exclusive(h, () => this.store.checkpoint(l, sequenceNumber, state)),
     });
     this.held.set(lease.leaseKey, h);
     void h.worker.done.finally(() => {

@@ -1,11 +1,14 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   PutCommand,
   ScanCommand,
+  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
@@ -24,7 +27,13 @@ export interface Lease {
   checkpoint?: string;
   parentShardIds: string[];
   ownerSwitchesSinceCheckpoint: number;
+  /** How many window-state items (`state#<shard>#<i>`) go with the checkpoint. */
+  stateChunks?: number;
 }
+
+/** Window state is cut into items of this size; a transaction holds up to 99 of them. */
+export const STATE_CHUNK_BYTES = 350 * 1024;
+const stateKey = (shardId: string, i: number) => `state#${shardId}#${i}`;
 
 /** An instance's heartbeat: its `leaseCounter` moves every renewal while it lives. */
 export interface InstanceHeartbeat {
@@ -50,7 +59,7 @@ export interface LeaseStore {
   take(seen: Lease, owner: string): Promise<Lease | undefined>;
   /** Increments the counter; throws LeaseLostError when owner or counter moved. */
   renew(lease: Lease): Promise<void>;
-  checkpoint(lease: Lease, sequenceNumber: string): Promise<void>;
+  checkpoint(lease: Lease, sequenceNumber: string, state?: Buffer[]): Promise<void>;
   release(lease: Lease): Promise<void>;
   heartbeat(owner: string, leasesHeld: number): Promise<void>;
   removeInstance(owner: string, leaseCounter?: number): Promise<void>;
@@ -147,15 +156,96 @@ export class LeaseRepository implements LeaseStore {
     lease.leaseCounter += 1;
   }
 
-  /** Moves the checkpoint; throws LeaseLostError when the lease changed hands or counter. */
-  async checkpoint(lease: Lease, sequenceNumber: string): Promise<void> {
-    await this.ownedUpdate(
-      lease,
-      'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero',
-      { ':checkpoint': sequenceNumber, ':zero': 0 },
-    );
+  /**
+   * Moves the checkpoint; with `state`, writes the window state in the same transaction, so the
+   * state always matches the checkpoint. Throws LeaseLostError when the lease changed hands.
+   */
+  async checkpoint(lease: Lease, sequenceNumber: string, state?: Buffer[]): Promise<void> {
+    if (state === undefined) {
+      await this.ownedUpdate(
+        lease,
+        'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero',
+        { ':checkpoint': sequenceNumber, ':zero': 0 },
+      );
+    } else {
+      await this.checkpointWithState(lease, sequenceNumber, state);
+    }
     lease.checkpoint = sequenceNumber;
     lease.ownerSwitchesSinceCheckpoint = 0;
+  }
+
+  /** The window state saved with the lease's checkpoint, or undefined when there is none. */
+  async loadState(lease: Lease): Promise<Buffer | undefined> {
+    const count = lease.stateChunks ?? 0;
+    if (count === 0) return undefined;
+    const keys = Array.from({ length: count }, (_, i) => ({
+      leaseKey: stateKey(lease.leaseKey, i),
+    }));
+    const found = new Map<string, Uint8Array>();
+    let request = keys;
+    while (request.length > 0) {
+      const output = await this.db.send(
+        new BatchGetCommand({
+          RequestItems: { [this.table]: { Keys: request, ConsistentRead: true } },
+        }),
+      );
+      for (const item of output.Responses?.[this.table] ?? []) found.set(item.leaseKey, item.data);
+      request = (output.UnprocessedKeys?.[this.table]?.Keys ?? []) as typeof keys;
+    }
+    if (found.size !== count) throw new Error(`window state of ${lease.leaseKey} is incomplete`);
+    return Buffer.concat(keys.map((k) => Buffer.from(found.get(k.leaseKey)!)));
+  }
+
+  private async checkpointWithState(
+    lease: Lease,
+    sequenceNumber: string,
+    state: Buffer[],
+  ): Promise<void> {
+    if (state.length > 98)
+      throw new Error(`window state of ${lease.leaseKey} is too large for one transaction`);
+    const previous = lease.stateChunks ?? 0;
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: { leaseKey: lease.leaseKey },
+                UpdateExpression:
+                  'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero, stateChunks = :chunks',
+                ConditionExpression: 'leaseOwner = :owner AND leaseCounter = :counter',
+                ExpressionAttributeValues: {
+                  ':checkpoint': sequenceNumber,
+                  ':zero': 0,
+                  ':chunks': state.length,
+                  ':owner': lease.leaseOwner,
+                  ':counter': lease.leaseCounter,
+                },
+              },
+            },
+            ...state.map((data, i) => ({
+              Put: { TableName: this.table, Item: { leaseKey: stateKey(lease.leaseKey, i), data } },
+            })),
+            ...Array.from({ length: Math.max(0, previous - state.length) }, (_, i) => ({
+              Delete: {
+                TableName: this.table,
+                Key: { leaseKey: stateKey(lease.leaseKey, state.length + i) },
+              },
+            })),
+          ],
+        }),
+      );
+      lease.stateChunks = state.length;
+    } catch (error) {
+      if (
+        error instanceof TransactionCanceledException &&
+        error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
+      ) {
+        throw new LeaseLostError(lease.leaseKey);
+      }
+      throw error;
+    }
   }
 
   /** Gives the lease up (owner cleared) so another instance can take it at once. */

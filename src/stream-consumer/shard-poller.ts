@@ -1,3 +1,4 @@
+import type { Aggregate } from '../aggregation/window-aggregator';
 import { Measurement } from '../domain/measurement';
 import { DeadLetter } from './dead-letter.repository';
 import { Lease, LeaseLostError, SHARD_END } from './lease.repository';
@@ -19,7 +20,19 @@ export interface BatchSink {
 }
 
 export interface Checkpointer {
-  checkpoint(lease: Lease, sequenceNumber: string): Promise<void>;
+  /** With `state`, the window state is saved atomically with the checkpoint. */
+  checkpoint(lease: Lease, sequenceNumber: string, state?: Buffer[]): Promise<void>;
+}
+
+/** The window aggregation of one shard, as the poller drives it (see WindowAggregator). */
+export interface ShardAggregation {
+  /** At most this often, partial aggregates are written and the state is checkpointed. */
+  flushMs: number;
+  restore(): Promise<void>;
+  add(measurements: Measurement[], now: number): void;
+  collect(now: number, caughtUp: boolean, flushPartials: boolean): Aggregate[];
+  write(aggregates: Aggregate[]): Promise<void>;
+  snapshot(): Buffer[];
 }
 
 export interface PollerTiming {
@@ -79,6 +92,9 @@ export class ShardPoller {
   private millisBehindLatest?: number;
   private lastReadAt?: Date;
   private readonly abort = new AbortController();
+  /** Processed (stored or dead-lettered) but not yet checkpointed, with aggregation on. */
+  private pending?: string;
+  private lastCommitAt = Date.now();
 
   constructor(
     private readonly lease: Lease,
@@ -87,6 +103,7 @@ export class ShardPoller {
     private readonly checkpointer: Checkpointer,
     private readonly log: PollerLog,
     private readonly timing: PollerTiming = DEFAULT_TIMING,
+    private readonly aggregation?: ShardAggregation,
   ) {}
 
   get shardId(): string {
@@ -115,6 +132,8 @@ export class ShardPoller {
       return;
     }
     try {
+      if (this.aggregation)
+        await this.retrying('window-state restore', () => this.aggregation!.restore());
       let iterator: string | undefined = await this.retrying('GetShardIterator', () =>
         this.reader.iterator(this.shardId, this.lease.checkpoint),
       );
@@ -126,8 +145,9 @@ export class ShardPoller {
           page = await this.reader.read(iterator);
         } catch (error) {
           if (isExpiredIterator(error)) {
+            // After what was processed, checkpointed or not: the window state already holds it.
             iterator = await this.retrying('GetShardIterator', () =>
-              this.reader.iterator(this.shardId, this.lease.checkpoint),
+              this.reader.iterator(this.shardId, this.pending ?? this.lease.checkpoint),
             );
           } else {
             readFailures += 1;
@@ -143,10 +163,14 @@ export class ShardPoller {
           const done = await this.processBatch(page.records);
           if (!done) return;
         }
+        const caughtUp = page.records.length === 0 || page.millisBehindLatest === 0;
+        if (this.aggregation) await this.commit(caughtUp, false);
         iterator = page.next;
         if (iterator === undefined) {
+          if (this.aggregation) await this.commit(false, true);
+          const state = this.aggregation?.snapshot();
           await this.retrying('checkpoint', () =>
-            this.checkpointer.checkpoint(this.lease, SHARD_END),
+            this.checkpointer.checkpoint(this.lease, SHARD_END, state),
           );
           this.state = 'ended';
           return;
@@ -166,6 +190,50 @@ export class ShardPoller {
       if (!(error instanceof StoppedError)) throw error;
     } finally {
       if (this.state !== 'ended' && this.state !== 'lost') this.state = 'stopped';
+      await this.commitOnStop();
+    }
+  }
+
+  /**
+   * With aggregation: writes the aggregates that are due and, when the state changed or a flush
+   * is due, checkpoints the processed position together with the window state.
+   */
+  private async commit(caughtUp: boolean, force: boolean): Promise<void> {
+    const aggregation = this.aggregation!;
+    const now = Date.now();
+    const flush = force || now - this.lastCommitAt >= aggregation.flushMs;
+    const aggregates = aggregation.collect(now, caughtUp, flush);
+    if (aggregates.length > 0) {
+      await this.retrying('aggregate write', () => aggregation.write(aggregates));
+    }
+    if (aggregates.length === 0 && !(flush && this.pending)) return;
+    const sequenceNumber = this.pending ?? this.lease.checkpoint;
+    if (sequenceNumber === undefined) return;
+    const state = aggregation.snapshot();
+    await this.retrying('checkpoint', () =>
+      this.checkpointer.checkpoint(this.lease, sequenceNumber, state),
+    );
+    this.pending = undefined;
+    this.lastCommitAt = now;
+  }
+
+  /** A stopped poller still checkpoints what it processed, with a few attempts. */
+  private async commitOnStop(): Promise<void> {
+    const pending = this.pending;
+    if (!this.aggregation || pending === undefined || this.state !== 'stopped') return;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        const aggregates = this.aggregation.collect(Date.now(), false, true);
+        if (aggregates.length > 0) await this.aggregation.write(aggregates);
+        await this.checkpointer.checkpoint(this.lease, pending, this.aggregation.snapshot());
+        this.pending = undefined;
+        return;
+      } catch (error) {
+        if (error instanceof LeaseLostError) return;
+        this.log.warn(
+          `${this.shardId}: final checkpoint failed (attempt ${attempt}): ${describe(error)}`,
+        );
+      }
     }
   }
 
@@ -202,6 +270,16 @@ export class ShardPoller {
         await this.retrying('dead-letter write', () => this.sink.deadLetter(letters));
       }
       const last = records[records.length - 1].sequenceNumber;
+      if (this.aggregation) {
+        const stored = new Set(valid.map((v) => v.record));
+        for (const l of letters) stored.delete(l.record);
+        this.aggregation.add(
+          valid.filter((v) => stored.has(v.record)).map((v) => v.measurement),
+          Date.now(),
+        );
+        this.pending = last;
+        return true;
+      }
       await this.retrying('checkpoint', () => this.checkpointer.checkpoint(this.lease, last));
       return true;
     } catch (error) {

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AggregationModule } from '../aggregation/aggregation.module';
 import { IngestionModule } from '../ingestion/ingestion.module';
 import { SpeedLayerModule } from '../speed-layer/speed-layer.module';
 import { DlqController } from './dlq.controller';
@@ -8,7 +9,7 @@ import { LeaseRepository } from './lease.repository';
 import { StreamConsumerService } from './stream-consumer.service';
 
 @Module({
-  imports: [SpeedLayerModule, IngestionModule],
+  imports: [SpeedLayerModule, IngestionModule, AggregationModule],
   controllers: [DlqController],
   providers: [LeaseRepository, DeadLetterRepository, StreamConsumerService, DlqService],
   exports: [StreamConsumerService],

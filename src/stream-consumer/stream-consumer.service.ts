@@ -12,12 +12,14 @@ import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { KINESIS_CLIENT } from '../infra/aws/aws.tokens';
 import { SpeedLayerRepository } from '../speed-layer/speed-layer.repository';
+import { AggregatesRepository } from '../aggregation/aggregates.repository';
+import { DynamoDbShardAggregation } from '../aggregation/shard-aggregation';
 import { Measurement } from '../domain/measurement';
 import { MetricsService } from '../metrics/metrics.service';
 import { DeadLetter, DeadLetterRepository } from './dead-letter.repository';
 import { KinesisShardReader } from './kinesis-shard-reader';
 import { LeaseCoordinator, LeaseView } from './lease-coordinator';
-import { LeaseRepository } from './lease.repository';
+import { LeaseRepository, STATE_CHUNK_BYTES } from './lease.repository';
 import { DEFAULT_TIMING, PollerStatus, ShardPoller } from './shard-poller';
 
 export interface ConsumerStatus {
@@ -50,6 +52,7 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
     speedLayer: SpeedLayerRepository,
     deadLetters: DeadLetterRepository,
     metrics: MetricsService,
+    aggregates: AggregatesRepository,
   ) {
     const reader = new KinesisShardReader(kinesis, config.stream.name);
     const sink = {
@@ -85,10 +88,23 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
           ),
         })),
       startWorker: (lease, checkpointer) => {
-        const poller = new ShardPoller(lease, reader, sink, checkpointer, log, {
-          ...DEFAULT_TIMING,
-          maxAttempts: config.consumer.maxAttempts,
-        });
+        const aggregation = new DynamoDbShardAggregation(
+          lease.leaseKey,
+          config.aggregation,
+          { loadState: () => leases.loadState(lease) },
+          aggregates,
+          metrics,
+          STATE_CHUNK_BYTES,
+        );
+        const poller = new ShardPoller(
+          lease,
+          reader,
+          sink,
+          checkpointer,
+          log,
+          { ...DEFAULT_TIMING, maxAttempts: config.consumer.maxAttempts },
+          aggregation,
+        );
         const done = poller
           .run()
           .catch((error: Error) =>

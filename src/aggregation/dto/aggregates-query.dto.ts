@@ -1,0 +1,72 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsInt, IsISO8601, IsOptional, Matches, Max, Min } from 'class-validator';
+
+export class AggregatesQueryDto {
+  @ApiPropertyOptional({ example: '5m', description: 'one of AGGREGATION_WINDOWS (default 5m)' })
+  @IsOptional()
+  @Matches(/^\d{1,4}[mh]$/, { message: 'window must be a size like 5m or 1h' })
+  window?: string;
+
+  @ApiPropertyOptional({
+    format: 'date-time',
+    description: 'inclusive, on window_start; default 24 h before `to`',
+  })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'from must be an ISO-8601 date-time' })
+  from?: string;
+
+  @ApiPropertyOptional({
+    format: 'date-time',
+    description: 'exclusive, on window_start; default now',
+  })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'to must be an ISO-8601 date-time' })
+  to?: string;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 1000, default: 288 })
+  @Type(() => Number)
+  @Max(1000)
+  @Min(1)
+  @IsInt()
+  limit = 288;
+}
+
+export class AggregateDto {
+  @ApiProperty({ example: 'delhi' }) city_id!: string;
+  @ApiProperty({ example: '5m' }) window!: string;
+  @ApiProperty({ format: 'date-time' }) window_start!: string;
+  @ApiProperty({ format: 'date-time' }) window_end!: string;
+  @ApiProperty({ example: 60, description: 'distinct measurements (by message id)' })
+  record_count!: number;
+  @ApiProperty() avg_pm25!: number;
+  @ApiProperty() min_pm25!: number;
+  @ApiProperty() max_pm25!: number;
+  @ApiProperty() avg_pm10!: number;
+  @ApiProperty() min_pm10!: number;
+  @ApiProperty() max_pm10!: number;
+  @ApiProperty({ description: 'mean of the measurements’ aqi_value' }) avg_aqi!: number;
+  @ApiProperty() max_aqi!: number;
+  @ApiProperty() avg_temperature_c!: number;
+  @ApiProperty() min_temperature_c!: number;
+  @ApiProperty() max_temperature_c!: number;
+  @ApiProperty({
+    description:
+      'US EPA AQI of the window’s average concentrations: an indicator, not the official 24-hour AQI',
+  })
+  aqi!: number;
+  @ApiProperty() aqi_category!: string;
+  @ApiProperty({
+    description:
+      'false while the window can still change; true once the watermark passed end + allowed lateness',
+  })
+  final!: boolean;
+  @ApiProperty({ format: 'date-time' }) updated_at!: string;
+}
+
+export class AggregatesResponseDto {
+  @ApiProperty({ example: 'delhi' }) city_id!: string;
+  @ApiProperty({ example: '5m' }) window!: string;
+  @ApiProperty({ type: [AggregateDto], description: 'ascending window_start' })
+  items!: AggregateDto[];
+}
