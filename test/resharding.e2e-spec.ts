@@ -1,7 +1,7 @@
 import { MergeShardsCommand, PutRecordsCommand, SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { checkpoints, waitUntilConsumed } from './support/stream';
-import { isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
+import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
 
 const CITIES = Array.from({ length: 8 }, (_, i) => `rs-city-${i}`);
 const shard = (n: number) => `shardId-${String(n).padStart(12, '0')}`;
@@ -90,6 +90,18 @@ describe('resharding while records flow (SplitShard, MergeShards)', () => {
       // Every record of a parent was stored no later than the first record of its children.
       expect(Math.max(...byGeneration[0])).toBeLessThanOrEqual(Math.min(...byGeneration[1]));
       expect(Math.max(...byGeneration[1])).toBeLessThanOrEqual(Math.min(...byGeneration[2]));
+    }
+
+    // The window spans the parents and the children: each child took over its parents' open window.
+    const from = new Date(Date.UTC(2026, 2, 1)).toISOString();
+    for (const city of CITIES) {
+      const aggregate = await eventually(async () => {
+        const r = await t.http.get(
+          `/cities/${city}/aggregates?from=${from}&to=${new Date(Date.UTC(2026, 2, 2)).toISOString()}`,
+        );
+        return r.body.items?.[0]?.record_count === 30 ? r.body.items[0] : undefined;
+      }, `the 5m window of ${city} counting all 30 records`);
+      expect(aggregate).toMatchObject({ window: '5m', window_start: from, record_count: 30 });
     }
   });
 });

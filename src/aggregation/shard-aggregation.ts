@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Measurement } from '../domain/measurement';
 import { MetricsService } from '../metrics/metrics.service';
@@ -8,7 +9,15 @@ import { Aggregate, AggregationSettings, WindowAggregator } from './window-aggre
 
 export interface StateSource {
   loadState(): Promise<Buffer | undefined>;
+  /** For a child shard: the states its parents left at SHARD_END. */
+  loadParentStates(): Promise<Buffer[]>;
+  /** The shard's hash key range, to keep only its own cities from a parent's state. */
+  hashRange?: { start: bigint; end: bigint };
 }
+
+/** Kinesis maps a partition key to the 128-bit MD5 of its UTF-8 bytes. */
+export const partitionHash = (key: string) =>
+  BigInt(`0x${createHash('md5').update(key).digest('hex')}`);
 
 /** One shard's windows: the pure WindowAggregator, its sink, and its gzip-compressed snapshot. */
 export class DynamoDbShardAggregation implements ShardAggregation {
@@ -29,9 +38,22 @@ export class DynamoDbShardAggregation implements ShardAggregation {
 
   readonly flushMs: number;
 
+  /**
+   * Its own state when it has one; else, for a child of a split or merge, the open windows its
+   * parents left for the cities it now holds, so no window loses the parents' records.
+   */
   async restore(): Promise<void> {
+    const unpack = (b: Buffer) => JSON.parse(gunzipSync(b).toString('utf8')) as unknown;
     const saved = await this.state.loadState();
-    if (saved) this.aggregator.restore(JSON.parse(gunzipSync(saved).toString('utf8')));
+    if (saved) return this.aggregator.restore(unpack(saved));
+    const parents = await this.state.loadParentStates();
+    if (parents.length === 0) return;
+    const range = this.state.hashRange;
+    this.aggregator.adopt(parents.map(unpack), (cityId) => {
+      if (!range) return true;
+      const hash = partitionHash(cityId);
+      return hash >= range.start && hash <= range.end;
+    });
   }
 
   add(measurements: Measurement[], now: number): void {

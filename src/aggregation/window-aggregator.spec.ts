@@ -279,4 +279,23 @@ describe('WindowAggregator', () => {
       ),
     );
   });
+
+  it('adopts the open windows of parent shards for its own cities, from the slowest parent watermark', () => {
+    const left = new WindowAggregator(settings());
+    left.add(record('a', 10_000, 10), T0);
+    left.add(record('b', 20_000, 20), T0);
+    const right = new WindowAggregator(settings());
+    right.add(record('c', 5_000, 30), T0);
+    const child = new WindowAggregator(settings());
+    child.adopt([left.snapshot(), right.snapshot()], (city) => city !== 'b');
+    expect(child.watermark).toBe(right.watermark);
+    child.add(record('a', 11_000, 30), T0 + 1);
+    const result = finals(child, []);
+    expect([...result.values()].map((a) => [a.city_id, a.record_count, a.avg_pm25]).sort()).toEqual(
+      [
+        ['a', 2, 20],
+        ['c', 1, 30],
+      ],
+    );
+  });
 });

@@ -245,6 +245,27 @@ export class WindowAggregator {
     }
   }
 
+  /**
+   * Takes over the open windows of parent shards (a split or merge) for the cities `keep` admits.
+   * The watermark starts at the slowest parent's, so nothing a parent still had open turns late.
+   */
+  adopt(parents: unknown[], keep: (cityId: string) => boolean): void {
+    const others = parents.map((p) => {
+      const w = new WindowAggregator(this.settings);
+      w.restore(p);
+      return w;
+    });
+    const least = (values: number[]) =>
+      values.length > 0 ? Math.min(...values) : Number.NEGATIVE_INFINITY;
+    this.maxEventTime = least(others.map((o) => o.maxEventTime).filter(Number.isFinite));
+    this.watermarkMs = least(others.map((o) => o.watermarkMs).filter(Number.isFinite));
+    for (const other of others) {
+      for (const [key, acc] of other.windows) {
+        if (keep(acc.cityId)) this.windows.set(key, { ...acc, dirty: true });
+      }
+    }
+  }
+
   private advance(to: number): void {
     if (to > this.watermarkMs) this.watermarkMs = to;
   }

@@ -10,6 +10,8 @@ import { Checkpointer, PollerStatus } from './shard-poller';
 export interface ShardInfo {
   shardId: string;
   parentShardIds: string[];
+  /** The shard's hash key range (decimal strings), as KCL stores it on the lease. */
+  hashRange?: { startingHashKey: string; endingHashKey: string };
 }
 
 /** A running shard poller, as the coordinator sees it. */
@@ -151,7 +153,8 @@ export class LeaseCoordinator {
 
   private async discover(): Promise<void> {
     const shards = await this.options.listShards();
-    for (const shard of shards) await this.store.create(shard.shardId, shard.parentShardIds);
+    for (const shard of shards)
+      await this.store.create(shard.shardId, shard.parentShardIds, shard.hashRange);
   }
 
   private async renew(): Promise<void> {

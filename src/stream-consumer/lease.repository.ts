@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   DeleteCommand,
+  GetCommand,
   DynamoDBDocumentClient,
   PutCommand,
   ScanCommand,
@@ -29,6 +30,8 @@ export interface Lease {
   ownerSwitchesSinceCheckpoint: number;
   /** How many window-state items (`state#<shard>#<i>`) go with the checkpoint. */
   stateChunks?: number;
+  startingHashKey?: string;
+  endingHashKey?: string;
 }
 
 /** Window state is cut into items of this size; a transaction holds up to 99 of them. */
@@ -54,7 +57,11 @@ export class LeaseLostError extends Error {
 /** The lease table as the coordinator sees it; a fake implements it in unit tests. */
 export interface LeaseStore {
   scan(): Promise<{ leases: Lease[]; instances: InstanceHeartbeat[] }>;
-  create(shardId: string, parentShardIds: string[]): Promise<void>;
+  create(
+    shardId: string,
+    parentShardIds: string[],
+    hashRange?: { startingHashKey: string; endingHashKey: string },
+  ): Promise<void>;
   /** Takes `seen` for `owner` if its counter is still `seen.leaseCounter`; undefined if not. */
   take(seen: Lease, owner: string): Promise<Lease | undefined>;
   /** Increments the counter; throws LeaseLostError when owner or counter moved. */
@@ -105,13 +112,18 @@ export class LeaseRepository implements LeaseStore {
     return { leases, instances };
   }
 
-  async create(shardId: string, parentShardIds: string[]): Promise<void> {
+  async create(
+    shardId: string,
+    parentShardIds: string[],
+    hashRange?: { startingHashKey: string; endingHashKey: string },
+  ): Promise<void> {
     const lease: Lease = {
       leaseKey: shardId,
       leaseOwner: null,
       leaseCounter: 0,
       parentShardIds,
       ownerSwitchesSinceCheckpoint: 0,
+      ...hashRange,
     };
     try {
       await this.db.send(
@@ -174,8 +186,26 @@ export class LeaseRepository implements LeaseStore {
     lease.ownerSwitchesSinceCheckpoint = 0;
   }
 
+  /** The window states its parents left at SHARD_END, for a child shard that starts afresh. */
+  async loadParentStates(lease: Lease): Promise<Buffer[]> {
+    const states: Buffer[] = [];
+    for (const parentId of lease.parentShardIds) {
+      const { Item } = await this.db.send(
+        new GetCommand({
+          TableName: this.table,
+          Key: { leaseKey: parentId },
+          ConsistentRead: true,
+          ProjectionExpression: 'leaseKey, stateChunks',
+        }),
+      );
+      const state = Item ? await this.loadState(Item as Lease) : undefined;
+      if (state) states.push(state);
+    }
+    return states;
+  }
+
   /** The window state saved with the lease's checkpoint, or undefined when there is none. */
-  async loadState(lease: Lease): Promise<Buffer | undefined> {
+  async loadState(lease: Pick<Lease, 'leaseKey' | 'stateChunks'>): Promise<Buffer | undefined> {
     const count = lease.stateChunks ?? 0;
     if (count === 0) return undefined;
     const keys = Array.from({ length: count }, (_, i) => ({

@@ -83,6 +83,12 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
       listShards: async () =>
         (await reader.listShards()).map((s) => ({
           shardId: s.ShardId!,
+          hashRange: s.HashKeyRange
+            ? {
+                startingHashKey: s.HashKeyRange.StartingHashKey!,
+                endingHashKey: s.HashKeyRange.EndingHashKey!,
+              }
+            : undefined,
           parentShardIds: [s.ParentShardId, s.AdjacentParentShardId].filter(
             (p): p is string => !!p,
           ),
@@ -91,7 +97,14 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
         const aggregation = new DynamoDbShardAggregation(
           lease.leaseKey,
           config.aggregation,
-          { loadState: () => leases.loadState(lease) },
+          {
+            loadState: () => leases.loadState(lease),
+            loadParentStates: () => leases.loadParentStates(lease),
+            hashRange:
+              lease.startingHashKey && lease.endingHashKey
+                ? { start: BigInt(lease.startingHashKey), end: BigInt(lease.endingHashKey) }
+                : undefined,
+          },
           aggregates,
           metrics,
           STATE_CHUNK_BYTES,
