@@ -159,7 +159,7 @@ describe('window aggregates (real emulators)', () => {
     } finally {
       await t.close();
     }
-  });
+  }, 120_000);
 
   it('gives the same final aggregates when the consumer is killed mid-stream and another instance takes over', async () => {
     const env = isolatedEnv({
