@@ -124,7 +124,7 @@ describe('window aggregates (real emulators)', () => {
       const { got, want } = await eventually(
         () => allFinal(t, records),
         'every window final',
-        30_000,
+        60_000,
       );
       process.stdout.write(
         `last window final ${Date.now() - lastPut} ms after the last record (idle 1 s, lateness 2 s)\n`,
@@ -186,7 +186,7 @@ describe('window aggregates (real emulators)', () => {
         const { got, want } = await eventually(
           () => allFinal(t, records),
           'every window final after the takeover',
-          45_000,
+          60_000,
         );
         compare(got, want);
       } finally {
