@@ -7,6 +7,9 @@ import type { ShardAggregation } from '../stream-consumer/shard-poller';
 import { AggregatesRepository } from './aggregates.repository';
 import { Aggregate, AggregationSettings, WindowAggregator } from './window-aggregator';
 
+/** What one TransactWriteItems call (4 MB) can carry next to the lease update. */
+export const MAX_STATE_BYTES = 3.8 * 1024 * 1024;
+
 export interface StateSource {
   loadState(): Promise<Buffer | undefined>;
   /** For a child shard: the states its parents left at SHARD_END. */
@@ -82,7 +85,17 @@ export class DynamoDbShardAggregation implements ShardAggregation {
   }
 
   snapshot(): Buffer[] {
-    const packed = gzipSync(JSON.stringify(this.aggregator.snapshot()));
+    let packed = gzipSync(JSON.stringify(this.aggregator.snapshot()));
+    if (packed.length > MAX_STATE_BYTES) {
+      // A transaction holds at most 4 MB: rather than stall the shard, save the sums without the
+      // message ids, and say so. Duplicates that arrive after a restart could then count twice.
+      this.metrics.oversizedState.inc();
+      this.logger.error(
+        `${this.shardId}: window state is ${(packed.length / 1048576).toFixed(1)} MB, above the ${MAX_STATE_BYTES / 1048576} MB ` +
+          'a checkpoint can hold; saved without message ids. Add shards or shorten AGGREGATION_WINDOWS.',
+      );
+      packed = gzipSync(JSON.stringify(this.aggregator.snapshot({ withoutIds: true })));
+    }
     const chunks: Buffer[] = [];
     for (let i = 0; i < packed.length; i += this.chunkBytes)
       chunks.push(packed.subarray(i, i + this.chunkBytes));

@@ -165,8 +165,11 @@ export class WindowAggregator {
     return out;
   }
 
-  /** The state as a compact JSON-able value; `restore` takes it back. */
-  snapshot(): unknown {
+  /**
+   * The state as a compact JSON-able value; `restore` takes it back. Without ids, a restored
+   * window can no longer tell a duplicate that arrives later (only for oversized state).
+   */
+  snapshot(options: { withoutIds?: boolean } = {}): unknown {
     return {
       v: 1,
       maxEventTime: Number.isFinite(this.maxEventTime) ? this.maxEventTime : null,
@@ -182,7 +185,7 @@ export class WindowAggregator {
         a.pm10,
         a.temperature,
         a.aqi,
-        [...a.ids].join(''),
+        options.withoutIds ? '' : [...a.ids].join(''),
       ]),
     };
   }

@@ -61,6 +61,11 @@ export class MetricsService {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  readonly oversizedState = new Counter({
+    name: 'aq_window_state_oversize_total',
+    help: 'Checkpoints whose window state exceeded a transaction and was saved without message ids',
+    registers: [this.registry],
+  });
   readonly iteratorAge = new Gauge({
     name: 'aq_shard_iterator_age_seconds',
     help: 'Per shard held by this instance: how far behind the tip of the stream the last read was',
