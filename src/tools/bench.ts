@@ -3,6 +3,7 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createDocumentClient, createDynamoDbClient } from '../infra/aws/aws-clients';
@@ -373,7 +374,7 @@ async function main(): Promise<void> {
     const date = new Date().toISOString().slice(0, 10);
     const out = resolve(values.out!);
     mkdirSync(out, { recursive: true });
-    const machine = `${require('node:os').cpus().length} cores, Node ${process.version}`;
+    const machine = `${cpus().length} cores, Node ${process.version}`;
     const summary = `Highest sustained step (backlog flat, end-to-end p99 < 1 s): this service ${oursBest}/s, the plan's loop ${planBest || 'none'}/s${planBest ? ` (${(oursBest / planBest).toFixed(1)}×)` : ''}.`;
     const markdown = [
       `# Benchmark ${date} (${machine}, embedded emulators, 4 shards, 100 cities, ${seconds} s a step)`,
