@@ -37,6 +37,7 @@ function stripItem(item: Record<string, unknown>): Measurement {
 export class SpeedLayerRepository {
   private readonly table: string;
   private readonly ttlSeconds: number;
+  private readonly pendingLatest = new Map<string, { m: Measurement; ttl: number }>();
 
   constructor(
     @Inject(DYNAMODB_DOCUMENT_CLIENT) private readonly db: DynamoDBDocumentClient,
@@ -46,7 +47,10 @@ export class SpeedLayerRepository {
     this.ttlSeconds = config.speedLayer.ttlHours * 3600;
   }
 
-  /** Writes every measurement (idempotently) and then the per-city latest items; throws on failure. */
+  /**
+   * Writes every measurement (idempotently); throws on failure. The per-city latest items are
+   * only noted here and written by `flushLatest`, once per city per flush instead of per batch.
+   */
   async write(measurements: Measurement[]): Promise<void> {
     if (measurements.length === 0) return;
     const storedAt = Date.now();
@@ -61,7 +65,35 @@ export class SpeedLayerRepository {
     for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX)
       chunks.push(requests.slice(i, i + BATCH_WRITE_MAX));
     await runLimited(chunks, PARALLEL_BATCHES, (chunk) => this.batchWrite(chunk));
-    await this.updateLatest(measurements, ttl);
+    for (const m of measurements) this.noteLatest(m, ttl);
+  }
+
+  /**
+   * Writes the newest measurement noted per city since the last flush (newest event time wins,
+   * whatever the order); what fails stays noted and the call throws. Callers flush before they
+   * checkpoint, so a checkpointed record's city item is written.
+   */
+  async flushLatest(): Promise<void> {
+    const due = [...this.pendingLatest.values()];
+    this.pendingLatest.clear();
+    const failed: { m: Measurement; ttl: number }[] = [];
+    let firstError: unknown;
+    await runLimited(due, PARALLEL_BATCHES, async (entry) => {
+      try {
+        await this.updateLatest(entry.m, entry.ttl);
+      } catch (error) {
+        failed.push(entry);
+        firstError ??= error;
+      }
+    });
+    for (const entry of failed) this.noteLatest(entry.m, entry.ttl);
+    if (firstError) throw firstError;
+  }
+
+  private noteLatest(m: Measurement, ttl: number): void {
+    const current = this.pendingLatest.get(m.city_id);
+    if (!current || eventKey(m) > eventKey(current.m))
+      this.pendingLatest.set(m.city_id, { m, ttl });
   }
 
   /** Newest event time first; items whose TTL passed are skipped even if DynamoDB still holds them. */
@@ -127,29 +159,22 @@ export class SpeedLayerRepository {
     }
   }
 
-  private async updateLatest(measurements: Measurement[], ttl: number): Promise<void> {
-    const newest = new Map<string, Measurement>();
-    for (const m of measurements) {
-      const current = newest.get(m.city_id);
-      if (!current || eventKey(m) > eventKey(current)) newest.set(m.city_id, m);
+  private async updateLatest(m: Measurement, ttl: number): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { city_id: CITIES_PARTITION, sk: m.city_id },
+          UpdateExpression: 'SET latest = :m, event_key = :k, #ttl = :ttl',
+          ConditionExpression: 'attribute_not_exists(event_key) OR event_key <= :k',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':m': m, ':k': eventKey(m), ':ttl': ttl },
+        }),
+      );
+    } catch (error) {
+      // An item with a newer event time is already there: nothing to do.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
-    await runLimited([...newest.values()], PARALLEL_BATCHES, async (m) => {
-      try {
-        await this.db.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: { city_id: CITIES_PARTITION, sk: m.city_id },
-            UpdateExpression: 'SET latest = :m, event_key = :k, #ttl = :ttl',
-            ConditionExpression: 'attribute_not_exists(event_key) OR event_key <= :k',
-            ExpressionAttributeNames: { '#ttl': 'ttl' },
-            ExpressionAttributeValues: { ':m': m, ':k': eventKey(m), ':ttl': ttl },
-          }),
-        );
-      } catch (error) {
-        // An item with a newer event time is already there: nothing to do.
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      }
-    });
   }
 }
 

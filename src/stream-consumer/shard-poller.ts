@@ -17,6 +17,8 @@ export interface ShardReader {
 export interface BatchSink {
   store(measurements: Measurement[]): Promise<void>;
   deadLetter(letters: DeadLetter[]): Promise<void>;
+  /** Writes what `store` deferred (the per-city latest items); called before every checkpoint. */
+  flush?(): Promise<void>;
 }
 
 export interface Checkpointer {
@@ -209,6 +211,7 @@ export class ShardPoller {
     if (aggregates.length === 0 && !(flush && this.pending)) return;
     const sequenceNumber = this.pending ?? this.lease.checkpoint;
     if (sequenceNumber === undefined) return;
+    if (this.sink.flush) await this.retrying('latest write', () => this.sink.flush!());
     const state = aggregation.snapshot();
     await this.retrying('checkpoint', () =>
       this.checkpointer.checkpoint(this.lease, sequenceNumber, state),
@@ -225,6 +228,7 @@ export class ShardPoller {
       try {
         const aggregates = this.aggregation.collect(Date.now(), false, true);
         if (aggregates.length > 0) await this.aggregation.write(aggregates);
+        await this.sink.flush?.();
         await this.checkpointer.checkpoint(this.lease, pending, this.aggregation.snapshot());
         this.pending = undefined;
         return;
@@ -280,6 +284,7 @@ export class ShardPoller {
         this.pending = last;
         return true;
       }
+      if (this.sink.flush) await this.retrying('latest write', () => this.sink.flush!());
       await this.retrying('checkpoint', () => this.checkpointer.checkpoint(this.lease, last));
       return true;
     } catch (error) {

@@ -64,6 +64,7 @@ export class StreamConsumerService implements OnApplicationBootstrap, OnModuleDe
         }
         metrics.recordsConsumed.inc({ outcome: 'stored' }, measurements.length);
       },
+      flush: () => speedLayer.flushLatest(),
       deadLetter: async (letters: DeadLetter[]) => {
         await deadLetters.write(letters);
         for (const l of letters) metrics.dlqEntries.inc({ reason: l.reason });
