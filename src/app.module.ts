@@ -1,4 +1,7 @@
 import { Module } from '@nestjs/common';
+import { ThrottlerModule } from '@nestjs/throttler';
+import { AppConfig } from './config/app.config';
+import { APP_CONFIG } from './config/config.tokens';
 import { ConfigModule } from './config/config.module';
 import { HealthModule } from './health/health.module';
 import { AwsModule } from './infra/aws/aws.module';
@@ -11,6 +14,16 @@ import { StreamConsumerModule } from './stream-consumer/stream-consumer.module';
   imports: [
     ConfigModule,
     MetricsModule,
+    ThrottlerModule.forRootAsync({
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => ({
+        throttlers: [
+          { name: 'writes', ttl: 60_000, limit: Math.max(1, config.rateLimitPerMinute) },
+        ],
+        skipIf: () => config.rateLimitPerMinute === 0,
+        errorMessage: 'too many write requests: retry after the number of seconds in Retry-After',
+      }),
+    }),
     AwsModule,
     IngestionModule,
     StreamConsumerModule,

@@ -1,4 +1,5 @@
 import { ValidationPipe } from '@nestjs/common';
+import helmet from 'helmet';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { API_KEY_HEADER, API_KEY_SCHEME } from './common/api-key.guard';
@@ -13,6 +14,7 @@ export const BODY_LIMIT = '1mb';
  */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
   app.disable('x-powered-by');
+  app.use(helmet());
   app.use(jsonOnly);
   app.useBodyParser('json', { limit: BODY_LIMIT });
   app.useGlobalPipes(

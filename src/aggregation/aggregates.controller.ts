@@ -1,6 +1,13 @@
-import { Controller, Get, Inject, Param, Query } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiSecurity,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import { AppError, ErrorCode } from '../common/app-error';
+import { API_KEY_SCHEME, ApiKeyGuard, ReadAccess } from '../common/api-key.guard';
 import { ErrorResponseDto } from '../common/dto/error-response.dto';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
@@ -11,6 +18,9 @@ import { AggregatesQueryDto, AggregatesResponseDto } from './dto/aggregates-quer
 const DAY_MS = 86_400_000;
 
 @ApiTags('aggregates')
+@ApiSecurity(API_KEY_SCHEME)
+@UseGuards(ApiKeyGuard)
+@ReadAccess()
 @Controller('cities')
 export class AggregatesController {
   constructor(

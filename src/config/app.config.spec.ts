@@ -160,4 +160,35 @@ describe('loadConfig (SPEC §4)', () => {
       expect(error.message).not.toContain('PORT');
     });
   });
+
+  describe('security settings', () => {
+    it('refuses NODE_ENV=production without API_KEYS, in one line naming API_KEYS', () => {
+      expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(ConfigError);
+      expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
+        /^Invalid configuration: API_KEYS[^\n]*$/,
+      );
+      expect(loadConfig({ NODE_ENV: 'production', API_KEYS: 'k' }).apiKeys).toEqual(['k']);
+      expect(
+        loadConfig({ NODE_ENV: 'production', ALLOW_ANONYMOUS_WRITES: 'true' }).apiKeys,
+      ).toEqual([]);
+    });
+
+    it('defaults to 600 writes a minute, 0 turning the limit off, and open reads', () => {
+      expect(loadConfig({}).rateLimitPerMinute).toBe(600);
+      expect(loadConfig({ RATE_LIMIT_PER_MINUTE: '0' }).rateLimitPerMinute).toBe(0);
+      expect(loadConfig({}).readApiKeysRequired).toBe(false);
+      expect(() => loadConfig({ READ_API_KEYS_REQUIRED: 'true' })).toThrow(
+        /READ_API_KEYS_REQUIRED/,
+      );
+    });
+
+    it('never shows a key in an error', () => {
+      expect(() => loadConfig({ API_KEYS: 'secret-key', PORT: 'x' })).toThrow(/PORT/);
+      try {
+        loadConfig({ API_KEYS: 'secret-key', PORT: 'x' });
+      } catch (error) {
+        expect((error as Error).message).not.toContain('secret-key');
+      }
+    });
+  });
 });

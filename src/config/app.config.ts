@@ -56,6 +56,10 @@ class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(100) @Max(86_400_000) AGGREGATION_IDLE_MS = 10000;
   @Transform(toInt) @IsInt() @Min(50) @Max(600_000) AGGREGATION_FLUSH_MS = 1000;
   @IsString() API_KEYS = '';
+  @Transform(toBool) @IsBoolean() READ_API_KEYS_REQUIRED = false;
+  @Transform(toBool) @IsBoolean() ALLOW_ANONYMOUS_WRITES = false;
+  @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000) RATE_LIMIT_PER_MINUTE = 600;
+  @IsString() NODE_ENV = 'development';
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'verbose']) LOG_LEVEL = 'info';
   @IsOptional() @IsString() AWS_REGION?: string;
   @IsOptional() @Matches(/^https?:\/\/\S+$/) AWS_ENDPOINT_URL?: string;
@@ -79,6 +83,9 @@ export interface AppConfig {
   speedLayer: { ttlHours: number };
   aggregation: AggregationSettings & { flushMs: number };
   apiKeys: string[];
+  readApiKeysRequired: boolean;
+  /** Write requests per minute per key (per client address when anonymous); 0: off. */
+  rateLimitPerMinute: number;
   logLevel: LogLevelName;
 }
 
@@ -125,10 +132,23 @@ export function loadConfig(
   const errors = validateSync(vars, { forbidUnknownValues: true });
   if (errors.length > 0) {
     const first = errors[0];
-    const shown = JSON.stringify(String(picked[first.property] ?? ''));
+    // A key must never reach a log line, even a bad one.
+    const shown =
+      first.property === 'API_KEYS' ? '"…"' : JSON.stringify(String(picked[first.property] ?? ''));
     throw new ConfigError(
       `Invalid configuration: ${first.property}=${shown}: ${Object.values(first.constraints ?? {})[0] ?? 'invalid value'}`,
     );
+  }
+  const apiKeys = vars.API_KEYS.split(',')
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0);
+  if (vars.NODE_ENV === 'production' && apiKeys.length === 0 && !vars.ALLOW_ANONYMOUS_WRITES) {
+    throw new ConfigError(
+      'Invalid configuration: API_KEYS is empty with NODE_ENV=production: set API_KEYS, or ALLOW_ANONYMOUS_WRITES=true to accept anonymous writes',
+    );
+  }
+  if (vars.READ_API_KEYS_REQUIRED && apiKeys.length === 0) {
+    throw new ConfigError('Invalid configuration: READ_API_KEYS_REQUIRED=true needs API_KEYS');
   }
   const embedded = vars.BACKEND === 'embedded';
   return {
@@ -175,9 +195,9 @@ export function loadConfig(
       idleMs: vars.AGGREGATION_IDLE_MS,
       flushMs: vars.AGGREGATION_FLUSH_MS,
     },
-    apiKeys: vars.API_KEYS.split(',')
-      .map((k) => k.trim())
-      .filter((k) => k.length > 0),
+    apiKeys,
+    readApiKeysRequired: vars.READ_API_KEYS_REQUIRED,
+    rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE,
     logLevel: vars.LOG_LEVEL as LogLevelName,
   };
 }

@@ -10,9 +10,11 @@ import {
   ApiServiceUnavailableResponse,
   ApiUnauthorizedResponse,
   ApiTags,
+  ApiTooManyRequestsResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
 import { API_KEY_SCHEME, ApiKeyGuard } from '../common/api-key.guard';
+import { WriteThrottlerGuard } from '../common/write-throttler.guard';
 import { ErrorResponseDto } from '../common/dto/error-response.dto';
 import { MeasurementDto } from '../common/dto/measurement.dto';
 import { IngestionResultDto } from './dto/ingestion-result.dto';
@@ -25,7 +27,11 @@ export class IngestionController {
   constructor(private readonly ingestion: IngestionService) {}
 
   @Post()
-  @UseGuards(ApiKeyGuard)
+  @UseGuards(ApiKeyGuard, WriteThrottlerGuard)
+  @ApiTooManyRequestsResponse({
+    type: ErrorResponseDto,
+    description: 'over RATE_LIMIT_PER_MINUTE; see Retry-After',
+  })
   @ApiSecurity(API_KEY_SCHEME)
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,

@@ -1,12 +1,14 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
+import { Controller, Get, Param, Query, UseGuards } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiSecurity,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
 import { AppError, ErrorCode } from '../common/app-error';
+import { API_KEY_SCHEME, ApiKeyGuard, ReadAccess } from '../common/api-key.guard';
 import { ErrorResponseDto } from '../common/dto/error-response.dto';
 import { CityParamsDto } from './dto/city-params.dto';
 import { LatestQueryDto } from './dto/latest-query.dto';
@@ -14,6 +16,9 @@ import { CitiesResponseDto, LatestResponseDto } from './dto/responses.dto';
 import { SpeedLayerRepository } from './speed-layer.repository';
 
 @ApiTags('speed layer')
+@ApiSecurity(API_KEY_SCHEME)
+@UseGuards(ApiKeyGuard)
+@ReadAccess()
 @Controller('cities')
 export class SpeedLayerController {
   constructor(private readonly speedLayer: SpeedLayerRepository) {}

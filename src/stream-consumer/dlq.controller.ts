@@ -26,6 +26,7 @@ import {
   getSchemaPath,
 } from '@nestjs/swagger';
 import { API_KEY_SCHEME, ApiKeyGuard } from '../common/api-key.guard';
+import { WriteThrottlerGuard } from '../common/write-throttler.guard';
 import { ErrorResponseDto } from '../common/dto/error-response.dto';
 import { MeasurementDto } from '../common/dto/measurement.dto';
 import { DlqService } from './dlq.service';
@@ -68,6 +69,7 @@ export class DlqController {
   }
 
   @Post(':id/redrive')
+  @UseGuards(WriteThrottlerGuard)
   @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
     summary: 'Put the record back on the stream, as received or corrected',
@@ -92,6 +94,7 @@ export class DlqController {
   }
 
   @Delete(':id')
+  @UseGuards(WriteThrottlerGuard)
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({ summary: 'Delete an entry' })
   @ApiNoContentResponse()
