@@ -4,7 +4,8 @@ import { spawnService } from './support/service-process';
 import { waitUntilConsumed } from './support/stream';
 import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
 
-const CITIES = Array.from({ length: 16 }, (_, i) => `mi-city-${i}`);
+// Enough cities that every one of the 4 shards gets some.
+const CITIES = Array.from({ length: 32 }, (_, i) => `mi-city-${i}`);
 
 async function leaseCounts(t: TestApp): Promise<Map<string, number>> {
   const { Items = [] } = await t.db.send(
@@ -90,16 +91,24 @@ describe('several instances on one stream (child processes, real emulators)', ()
         const killAt = Date.now();
         await c.kill('SIGKILL');
         const afterKill = await post();
-        await eventually(
-          async () => ((await allStored(afterKill.ids)) ? true : undefined),
-          'records after SIGKILL',
-          30_000,
-        );
+        // Taken over: the survivor holds every lease and the records sent after the kill are stored.
+        await Promise.all([
+          balanced(a, [4], 'the survivor holding all four leases after SIGKILL'),
+          eventually(
+            async () => ((await allStored(afterKill.ids)) ? true : undefined),
+            'records after SIGKILL',
+            30_000,
+          ),
+        ]);
         const takeoverMs = Date.now() - killAt;
         process.stdout.write(
           `lease handover after SIGTERM: ${handoverMs} ms; SIGKILL → every shard's new records stored: ${takeoverMs} ms (LEASE_FAILOVER_MS=${failoverMs})\n`,
         );
-        expect(a.app.get(StreamConsumerService).status().shards).toHaveLength(4);
+        await eventually(
+          async () =>
+            a.app.get(StreamConsumerService).status().shards.length === 4 ? true : undefined,
+          'four pollers running in the survivor',
+        );
       } finally {
         await c.kill('SIGKILL');
       }
