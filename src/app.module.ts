@@ -17,8 +17,9 @@ import { StreamConsumerModule } from './stream-consumer/stream-consumer.module';
     ThrottlerModule.forRootAsync({
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => ({
+        // Named 'default', the throttler sends the plain Retry-After and X-RateLimit-* headers.
         throttlers: [
-          { name: 'writes', ttl: 60_000, limit: Math.max(1, config.rateLimitPerMinute) },
+          { name: 'default', ttl: 60_000, limit: Math.max(1, config.rateLimitPerMinute) },
         ],
         skipIf: () => config.rateLimitPerMinute === 0,
         errorMessage: 'too many write requests: retry after the number of seconds in Retry-After',

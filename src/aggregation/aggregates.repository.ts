@@ -11,7 +11,7 @@ export type StoredAggregate = Omit<Aggregate, 'city_name'> & { updated_at: strin
 
 /**
  * Window aggregates keyed by (city_id, window # window_start), written whole: a replay writes the
- * same values again. A partial never overwrites a final one.
+ * same values again. A partial never overwrites a final one, nor a smaller final a larger one.
  */
 @Injectable()
 export class AggregatesRepository {
@@ -37,13 +37,15 @@ export class AggregatesRepository {
               window_key: `${aggregate.window}#${aggregate.window_start}`,
               updated_at: updatedAt,
             },
-            ...(aggregate.final
-              ? {}
-              : {
-                  ConditionExpression: 'attribute_not_exists(city_id) OR #final = :false',
-                  ExpressionAttributeNames: { '#final': 'final' },
-                  ExpressionAttributeValues: { ':false': false },
-                }),
+            // A partial never replaces a final; a final replaces a final only with as many records
+            // (a replay writes the same one; a window reopened after a merge cannot shrink it).
+            ConditionExpression: aggregate.final
+              ? 'attribute_not_exists(city_id) OR #final = :false OR record_count <= :count'
+              : 'attribute_not_exists(city_id) OR #final = :false',
+            ExpressionAttributeNames: { '#final': 'final' },
+            ExpressionAttributeValues: aggregate.final
+              ? { ':false': false, ':count': aggregate.record_count }
+              : { ':false': false },
           }),
         );
       } catch (error) {

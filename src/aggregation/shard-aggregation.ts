@@ -48,15 +48,19 @@ export class DynamoDbShardAggregation implements ShardAggregation {
   async restore(): Promise<void> {
     const unpack = (b: Buffer) => JSON.parse(gunzipSync(b).toString('utf8')) as unknown;
     const saved = await this.state.loadState();
-    if (saved) return this.aggregator.restore(unpack(saved));
+    if (saved) return this.aggregator.restore(unpack(saved), Date.now());
     const parents = await this.state.loadParentStates();
     if (parents.length === 0) return;
     const range = this.state.hashRange;
-    this.aggregator.adopt(parents.map(unpack), (cityId) => {
-      if (!range) return true;
-      const hash = partitionHash(cityId);
-      return hash >= range.start && hash <= range.end;
-    });
+    this.aggregator.adopt(
+      parents.map(unpack),
+      (cityId) => {
+        if (!range) return true;
+        const hash = partitionHash(cityId);
+        return hash >= range.start && hash <= range.end;
+      },
+      Date.now(),
+    );
   }
 
   add(measurements: Measurement[], now: number): void {
@@ -77,6 +81,7 @@ export class DynamoDbShardAggregation implements ShardAggregation {
 
   async write(aggregates: Aggregate[]): Promise<void> {
     await this.sink.write(aggregates);
+    this.aggregator.confirm(aggregates);
     const now = Date.now();
     for (const a of aggregates) {
       if (a.final)

@@ -130,6 +130,7 @@ describe('WindowAggregator', () => {
     expect(finalsNow.map((a) => [a.window_start, a.record_count])).toEqual([
       [new Date(T0).toISOString(), 1],
     ]);
+    agg.confirm(finalsNow);
     expect(agg.add(record('c', 1000, 50), T0 + 3).late).toEqual(['5m']);
     expect(agg.collect(T0 + 4, false, true).map((a) => a.window_start)).toEqual([
       new Date(T0 + 300_000).toISOString(),
@@ -297,5 +298,41 @@ describe('WindowAggregator', () => {
         ['c', 1, 30],
       ],
     );
+  });
+
+  it('keeps a final window until its write is confirmed, so a failed write loses nothing', () => {
+    const agg = new WindowAggregator(settings());
+    agg.add(record('c', 0, 10), T0);
+    agg.add(record('c', 400_000, 20), T0 + 1);
+    const first = agg.collect(T0 + 2, false, false);
+    expect(first.map((a) => a.final)).toEqual([true]);
+    // The write failed: the window is still there, in the next collect and in a snapshot.
+    const again = agg.collect(T0 + 3, false, false);
+    expect(again).toEqual(first);
+    const restored = new WindowAggregator(settings());
+    restored.restore(JSON.parse(JSON.stringify(agg.snapshot())));
+    expect(restored.collect(T0 + 4, false, false)).toEqual(first);
+    agg.confirm(again);
+    expect(agg.collect(T0 + 5, false, false)).toEqual([]);
+  });
+
+  it('after a restore with no new records, an idle shard still finalises its last windows', () => {
+    const agg = new WindowAggregator(settings());
+    agg.add(record('c', 60_000, 10), T0);
+    const restored = new WindowAggregator(settings());
+    restored.restore(JSON.parse(JSON.stringify(agg.snapshot())), T0 + 1000);
+    expect(restored.collect(T0 + 1000 + 274_999, true, false)).toEqual([]);
+    expect(restored.collect(T0 + 1000 + 275_000, true, false)).toHaveLength(1);
+  });
+
+  it('caps a future event time at its ingestion time for the watermark', () => {
+    const agg = new WindowAggregator(settings());
+    agg.add(record('c', 0, 10), T0);
+    const ahead = {
+      ...record('c', 240_000, 20),
+      ingestion_timestamp: new Date(T0 + 1000).toISOString(),
+    };
+    agg.add(ahead, T0 + 1);
+    expect(agg.watermark).toBe(T0 + 1000 - 5000);
   });
 });

@@ -130,7 +130,13 @@ export class WindowAggregator {
       acc.cityName = m.city_name;
       acc.dirty = true;
     }
-    this.maxEventTime = Math.max(this.maxEventTime, eventTime);
+    // A record up to 5 minutes ahead is valid, but must not pull every city's windows shut:
+    // for the watermark an event time counts at most as its ingestion time.
+    const ingestedAt = Date.parse(m.ingestion_timestamp);
+    this.maxEventTime = Math.max(
+      this.maxEventTime,
+      Number.isNaN(ingestedAt) ? eventTime : Math.min(eventTime, ingestedAt),
+    );
     this.lastRecordAt = now;
     this.advance(this.maxEventTime - this.settings.outOfOrdernessMs);
     return { late };
@@ -138,7 +144,8 @@ export class WindowAggregator {
 
   /**
    * Moves the watermark on while the shard is caught up and idle, then returns the windows to
-   * write: every window now final (and forgets it), and with `flushPartials` the changed open ones.
+   * write: every window now final, and with `flushPartials` the changed open ones. A final window
+   * stays in the state until `confirm` says it was written, so a failed write loses nothing.
    */
   collect(now: number, caughtUp: boolean, flushPartials: boolean): Aggregate[] {
     if (
@@ -155,7 +162,6 @@ export class WindowAggregator {
     for (const [key, acc] of this.windows) {
       const final = acc.start + acc.size + this.settings.allowedLatenessMs <= this.watermarkMs;
       if (final) {
-        this.windows.delete(key);
         out.push(this.toAggregate(acc, true));
       } else if (flushPartials && acc.dirty) {
         acc.dirty = false;
@@ -163,6 +169,13 @@ export class WindowAggregator {
       }
     }
     return out;
+  }
+
+  /** Forgets the final windows among `written`: they are stored. */
+  confirm(written: Aggregate[]): void {
+    for (const a of written) {
+      if (a.final) this.windows.delete(`${a.window}|${a.city_id}|${Date.parse(a.window_start)}`);
+    }
   }
 
   /**
@@ -190,7 +203,8 @@ export class WindowAggregator {
     };
   }
 
-  restore(snapshot: unknown): void {
+  /** Takes back a snapshot; `now` starts the idle clock, as if the last record arrived then. */
+  restore(snapshot: unknown, now?: number): void {
     const s = snapshot as {
       v: number;
       maxEventTime: number | null;
@@ -210,6 +224,7 @@ export class WindowAggregator {
       ][];
     };
     if (s?.v !== 1) throw new Error('unknown window-state version');
+    this.lastRecordAt = now;
     this.maxEventTime = s.maxEventTime ?? Number.NEGATIVE_INFINITY;
     this.watermarkMs = s.watermark ?? Number.NEGATIVE_INFINITY;
     this.windows.clear();
@@ -252,7 +267,8 @@ export class WindowAggregator {
    * Takes over the open windows of parent shards (a split or merge) for the cities `keep` admits.
    * The watermark starts at the slowest parent's, so nothing a parent still had open turns late.
    */
-  adopt(parents: unknown[], keep: (cityId: string) => boolean): void {
+  adopt(parents: unknown[], keep: (cityId: string) => boolean, now?: number): void {
+    this.lastRecordAt = now;
     const others = parents.map((p) => {
       const w = new WindowAggregator(this.settings);
       w.restore(p);

@@ -15,6 +15,8 @@ import { APP_CONFIG } from '../config/config.tokens';
 export const API_KEY_HEADER = 'x-api-key';
 export const API_KEY_SCHEME = 'api-key';
 const ACCESS = 'api-key-access';
+/** Set on a request whose X-API-Key matched a configured key (the rate limit counts per key then). */
+export const VERIFIED_KEY = Symbol('verifiedApiKey');
 
 /** Marks a route as a read: it needs a key only with READ_API_KEYS_REQUIRED=true. */
 export const ReadAccess = () => SetMetadata(ACCESS, 'read');
@@ -49,6 +51,9 @@ export class ApiKeyGuard implements CanActivate {
     let match = false;
     for (const key of this.keys) match = timingSafeEqual(key, given) || match;
     if (!match) throw new UnauthorizedException('a valid X-API-Key header is required');
+    (context.switchToHttp().getRequest<Request>() as Request & { [VERIFIED_KEY]?: boolean })[
+      VERIFIED_KEY
+    ] = true;
     return true;
   }
 }

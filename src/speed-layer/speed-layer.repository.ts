@@ -38,6 +38,7 @@ export class SpeedLayerRepository {
   private readonly table: string;
   private readonly ttlSeconds: number;
   private readonly pendingLatest = new Map<string, { m: Measurement; ttl: number }>();
+  private flushing: Promise<unknown> = Promise.resolve();
 
   constructor(
     @Inject(DYNAMODB_DOCUMENT_CLIENT) private readonly db: DynamoDBDocumentClient,
@@ -73,7 +74,18 @@ export class SpeedLayerRepository {
    * whatever the order); what fails stays noted and the call throws. Callers flush before they
    * checkpoint, so a checkpointed record's city item is written.
    */
-  async flushLatest(): Promise<void> {
+  flushLatest(): Promise<void> {
+    // One flush at a time: a caller waits for the one in flight (which may hold its cities),
+    // then flushes what is left, so no caller checkpoints before its cities are written.
+    const run = this.flushing.then(
+      () => this.flushPending(),
+      () => this.flushPending(),
+    );
+    this.flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async flushPending(): Promise<void> {
     const due = [...this.pendingLatest.values()];
     this.pendingLatest.clear();
     const failed: { m: Measurement; ttl: number }[] = [];

@@ -277,8 +277,16 @@ export class ShardPoller {
       if (this.aggregation) {
         const stored = new Set(valid.map((v) => v.record));
         for (const l of letters) stored.delete(l.record);
+        // Windows are per shard: a city is aggregated only on the shard its city_id maps to.
+        const aggregated = valid.filter((v) => stored.has(v.record));
+        const keyed = aggregated.filter((v) => v.record.partitionKey === v.measurement.city_id);
+        if (keyed.length < aggregated.length) {
+          this.log.warn(
+            `${this.shardId}: ${aggregated.length - keyed.length} record(s) with a partition key other than their city_id stored but not aggregated`,
+          );
+        }
         this.aggregation.add(
-          valid.filter((v) => stored.has(v.record)).map((v) => v.measurement),
+          keyed.map((v) => v.measurement),
           Date.now(),
         );
         this.pending = last;
