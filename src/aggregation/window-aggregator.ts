@@ -159,7 +159,7 @@ export class WindowAggregator {
       }
     }
     const out: Aggregate[] = [];
-    for (const [key, acc] of this.windows) {
+    for (const acc of this.windows.values()) {
       const final = acc.start + acc.size + this.settings.allowedLatenessMs <= this.watermarkMs;
       if (final) {
         out.push(this.toAggregate(acc, true));
