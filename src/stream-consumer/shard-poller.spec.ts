@@ -2,12 +2,16 @@ import { Measurement } from '../domain/measurement';
 import { DeadLetter } from './dead-letter.repository';
 import { Lease, LeaseLostError, SHARD_END } from './lease.repository';
 import { StreamRecord } from './record-decoder';
+import type { Aggregate } from '../aggregation/window-aggregator';
+import { WindowAggregator } from '../aggregation/window-aggregator';
+import { parseWindowSizes } from '../aggregation/windows';
 import {
   BatchSink,
   Checkpointer,
   PollerLog,
   PollerTiming,
   ShardPoller,
+  ShardAggregation,
   ShardReader,
 } from './shard-poller';
 
@@ -545,6 +549,103 @@ describe('ShardPoller', () => {
       expect(letter.record.sequenceNumber).toBe('2');
       expect(['validation_error', 'processing_error', 'parse_error']).toContain(letter.reason);
       expect(checkpointer.calls).toEqual(['3']);
+    });
+  });
+
+  describe('with window aggregation', () => {
+    /** A fake aggregation around the real WindowAggregator, with a sink that can fail. */
+    function aggregated(pages: (iterator: string, readNumber: number) => Page) {
+      const events: Events = [];
+      const lease = makeLease('0');
+      const sink = new FakeSink(events);
+      const states: { sequenceNumber: string; state?: Buffer[] }[] = [];
+      const checkpointer: Checkpointer = {
+        checkpoint: async (l, sequenceNumber, state) => {
+          events.push(`checkpoint:${sequenceNumber}`);
+          states.push({ sequenceNumber, state });
+          l.checkpoint = sequenceNumber;
+        },
+      };
+      const core = new WindowAggregator({
+        sizes: parseWindowSizes('5m'),
+        outOfOrdernessMs: 0,
+        allowedLatenessMs: 0,
+        idleMs: 1,
+      });
+      const written: Aggregate[] = [];
+      const aggregation: ShardAggregation & { failWrites: boolean } = {
+        failWrites: false,
+        flushMs: 0,
+        restore: async () => undefined,
+        add: (ms, now) => ms.forEach((m) => core.add(m, now)),
+        collect: (now, caughtUp, flush) => core.collect(now, caughtUp, flush),
+        write: async (aggregates) => {
+          if (aggregation.failWrites) throw new Error('aggregates table unavailable');
+          written.push(...aggregates);
+          core.confirm(aggregates);
+        },
+        snapshot: () => [Buffer.from(JSON.stringify(core.snapshot()))],
+      };
+      const log: PollerLog = { warn: jest.fn(), error: jest.fn() };
+      const poller = new ShardPoller(
+        lease,
+        new FakeReader(pages),
+        sink,
+        checkpointer,
+        log,
+        TIMING,
+        aggregation,
+      );
+      return { poller, events, states, written, aggregation, sink };
+    }
+    const windows = (state?: Buffer[]) =>
+      (JSON.parse(Buffer.concat(state ?? []).toString()) as { windows: unknown[][] }).windows.map(
+        (w) => w[1],
+      );
+
+    it('checkpoints after the stores, with the window state, and writes the aggregates first', async () => {
+      const { poller, events, states, written } = aggregated((_it, n) =>
+        n === 1
+          ? { records: [valid('1', 'a'), valid('2', 'b')], next: 'more' }
+          : { records: [], next: undefined },
+      );
+      await poller.run();
+      expect(events.indexOf('store:2')).toBeLessThan(events.indexOf('checkpoint:2'));
+      expect(states[0]).toMatchObject({ sequenceNumber: '2' });
+      expect(windows(states[0].state).sort()).toEqual(['a', 'b']);
+      expect(written.map((a) => a.city_id).sort()).toEqual(['a', 'b']);
+      expect(states[states.length - 1].sequenceNumber).toBe('SHARD_END');
+    });
+
+    it('keeps a final window in the checkpointed state when its write fails and the poller is stopped', async () => {
+      const later = (seq: string, city: string, timestamp: string): StreamRecord => {
+        const record = valid(seq, city);
+        const value = JSON.parse(Buffer.from(record.data).toString('utf8'));
+        return {
+          ...record,
+          data: Buffer.from(
+            JSON.stringify({ ...value, timestamp, ingestion_timestamp: timestamp }),
+          ),
+        };
+      };
+      const { poller, states, written, aggregation } = aggregated((_it, n) => {
+        if (n > 20) poller.stop(); // a safety net: the write below should have stopped it
+        if (n === 1) return { records: [valid('1', 'a')], next: 'more' };
+        // Past the end of a's window: a becomes final in this batch's commit, whose write fails.
+        aggregation.failWrites = true;
+        return { records: [later('2', 'b', '2025-06-01T08:07:00Z')], next: 'more' };
+      });
+      const write = aggregation.write;
+      aggregation.write = async (aggregates) => {
+        if (aggregation.failWrites) poller.stop();
+        return write(aggregates);
+      };
+      await poller.run();
+      expect(written.filter((a) => a.final)).toEqual([]);
+      // The position of record 2 is checkpointed, and a's window with it, for the next owner.
+      const last = states[states.length - 1];
+      expect(last.sequenceNumber).toBe('2');
+      expect(windows(last.state).sort()).toEqual(['a', 'b']);
     });
   });
 });

@@ -220,14 +220,23 @@ export class ShardPoller {
     this.lastCommitAt = now;
   }
 
-  /** A stopped poller still checkpoints what it processed, with a few attempts. */
+  /**
+   * A stopped poller still checkpoints what it processed, with a few attempts. Aggregates it
+   * cannot write stay in the state it checkpoints, for the next owner to write.
+   */
   private async commitOnStop(): Promise<void> {
     const pending = this.pending;
     if (!this.aggregation || pending === undefined || this.state !== 'stopped') return;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
         const aggregates = this.aggregation.collect(Date.now(), false, true);
-        if (aggregates.length > 0) await this.aggregation.write(aggregates);
+        if (aggregates.length > 0) {
+          await this.aggregation.write(aggregates).catch((error: unknown) => {
+            this.log.warn(
+              `${this.shardId}: aggregates left in the window state for later: ${describe(error)}`,
+            );
+          });
+        }
         await this.sink.flush?.();
         await this.checkpointer.checkpoint(this.lease, pending, this.aggregation.snapshot());
         this.pending = undefined;
