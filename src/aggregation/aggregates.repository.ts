@@ -4,7 +4,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { runLimited } from '../speed-layer/speed-layer.repository';
+import { runLimited } from '../infra/aws/batch-write';
 import { Aggregate } from './window-aggregator';
 
 export type StoredAggregate = Omit<Aggregate, 'city_name'> & { updated_at: string };

@@ -1,19 +1,14 @@
-import {
-  BatchWriteCommand,
-  DynamoDBDocumentClient,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { Measurement } from '../domain/measurement';
+import { putAll, runLimited } from '../infra/aws/batch-write';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
 
 /** The partition of the realtime table that holds one "latest" item per city (not a valid city id). */
 export const CITIES_PARTITION = '#cities';
-const BATCH_WRITE_MAX = 25;
 const PARALLEL_BATCHES = 16;
 
 export interface CityLatest {
@@ -58,14 +53,14 @@ export class SpeedLayerRepository {
     const ttl = Math.floor(storedAt / 1000) + this.ttlSeconds;
     const unique = new Map<string, Measurement>();
     for (const m of measurements) unique.set(`${m.city_id}\u0000${eventKey(m)}`, m);
-    const requests = [...unique.values()].map((m) => ({
-      // stored_at (internal): when the speed layer got it, for latency and ordering checks.
-      PutRequest: { Item: { ...m, sk: eventKey(m), ttl, stored_at: storedAt } },
+    // stored_at (internal): when the speed layer got it, for latency and ordering checks.
+    const items = [...unique.values()].map((m) => ({
+      ...m,
+      sk: eventKey(m),
+      ttl,
+      stored_at: storedAt,
     }));
-    const chunks: (typeof requests)[] = [];
-    for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX)
-      chunks.push(requests.slice(i, i + BATCH_WRITE_MAX));
-    await runLimited(chunks, PARALLEL_BATCHES, (chunk) => this.batchWrite(chunk));
+    await putAll(this.db, this.table, items, PARALLEL_BATCHES);
     for (const m of measurements) this.noteLatest(m, ttl);
   }
 
@@ -156,21 +151,6 @@ export class SpeedLayerRepository {
     return cities;
   }
 
-  private async batchWrite(
-    requests: { PutRequest: { Item: Record<string, unknown> } }[],
-  ): Promise<void> {
-    let pending = requests;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 0) await backoff(attempt);
-      if (attempt > 10)
-        throw new Error(`${pending.length} item(s) still unprocessed after ${attempt} attempts`);
-      const output = await this.db.send(
-        new BatchWriteCommand({ RequestItems: { [this.table]: pending } }),
-      );
-      pending = (output.UnprocessedItems?.[this.table] ?? []) as typeof pending;
-    }
-  }
-
   private async updateLatest(m: Measurement, ttl: number): Promise<void> {
     try {
       await this.db.send(
@@ -188,22 +168,4 @@ export class SpeedLayerRepository {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
   }
-}
-
-async function backoff(attempt: number): Promise<void> {
-  const delay = Math.random() * Math.min(1000, 20 * 2 ** attempt);
-  await new Promise((resolve) => setTimeout(resolve, delay));
-}
-
-/** Runs `task` over `items` with at most `limit` at a time; rejects with the first failure. */
-export async function runLimited<T>(
-  items: T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await task(items[next++]);
-  });
-  await Promise.all(workers);
 }

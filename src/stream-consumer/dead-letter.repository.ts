@@ -1,7 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
-  BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
@@ -14,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { runLimited } from '../speed-layer/speed-layer.repository';
+import { putAll, runLimited } from '../infra/aws/batch-write';
 import { DeadLetterReason, encodePayload, StreamRecord } from './record-decoder';
 
 // DynamoDB items are at most 400 KB; the rest of the entry needs a few KB.
@@ -107,20 +106,8 @@ export class DeadLetterRepository {
         if (!entryId || !(await this.failedAgain(entryId, item))) fresh.push(item);
       },
     );
-    const chunks: Record<string, unknown>[][] = [];
     // Payloads can be large: 25 items of at most 400 KB stay under BatchWriteItem's 16 MB.
-    for (let i = 0; i < fresh.length; i += 25) chunks.push(fresh.slice(i, i + 25));
-    await runLimited(chunks, 4, async (chunk) => {
-      let pending: unknown[] = chunk.map((Item) => ({ PutRequest: { Item } }));
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 10) throw new Error('dead-letter entries still unprocessed');
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 50 * 2 ** attempt));
-        const output = await this.db.send(
-          new BatchWriteCommand({ RequestItems: { [this.table]: pending as never } }),
-        );
-        pending = output.UnprocessedItems?.[this.table] ?? [];
-      }
-    });
+    await putAll(this.db, this.table, fresh, 4);
   }
 
   /** Newest first; `reason` filters; the cursor is the opaque LastEvaluatedKey. */
