@@ -4,7 +4,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { runLimited } from '../infra/aws/batch-write';
+import { putAll, runLimited } from '../infra/aws/batch-write';
 import { Aggregate } from './window-aggregator';
 
 export type StoredAggregate = Omit<Aggregate, 'city_name'> & { updated_at: string };
@@ -24,19 +24,30 @@ export class AggregatesRepository {
     this.table = config.tables.aggregates;
   }
 
-  async write(aggregates: Aggregate[]): Promise<void> {
+  /**
+   * Finals are conditional puts. Partials are too, unless `partialsUnconditional` (no final can
+   * exist for them yet): then they go 25 a call through BatchWriteItem.
+   */
+  async write(aggregates: Aggregate[], partialsUnconditional = false): Promise<void> {
     const updatedAt = new Date().toISOString();
-    await runLimited(aggregates, 16, async (aggregate) => {
+    const item = (aggregate: Aggregate) => {
       const { city_name: _name, ...fields } = aggregate;
+      return {
+        ...fields,
+        window_key: `${aggregate.window}#${aggregate.window_start}`,
+        updated_at: updatedAt,
+      };
+    };
+    const conditional = partialsUnconditional ? aggregates.filter((a) => a.final) : aggregates;
+    if (partialsUnconditional) {
+      await putAll(this.db, this.table, aggregates.filter((a) => !a.final).map(item), 4);
+    }
+    await runLimited(conditional, 16, async (aggregate) => {
       try {
         await this.db.send(
           new PutCommand({
             TableName: this.table,
-            Item: {
-              ...fields,
-              window_key: `${aggregate.window}#${aggregate.window_start}`,
-              updated_at: updatedAt,
-            },
+            Item: item(aggregate),
             // A partial never replaces a final; a final replaces a final only with as many records
             // (a replay writes the same one; a window reopened after a merge cannot shrink it).
             ConditionExpression: aggregate.final

@@ -80,7 +80,7 @@ export class DynamoDbShardAggregation implements ShardAggregation {
   }
 
   async write(aggregates: Aggregate[]): Promise<void> {
-    await this.sink.write(aggregates);
+    await this.sink.write(aggregates, this.aggregator.partialsCannotMeetFinals);
     this.aggregator.confirm(aggregates);
     const now = Date.now();
     for (const a of aggregates) {

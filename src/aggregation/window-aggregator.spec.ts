@@ -335,4 +335,17 @@ describe('WindowAggregator', () => {
     agg.add(ahead, T0 + 1);
     expect(agg.watermark).toBe(T0 + 1000 - 5000);
   });
+
+  it('allows unconditional partial writes only once every window open at the start is final', () => {
+    const agg = new WindowAggregator(settings());
+    expect(agg.partialsCannotMeetFinals).toBe(false);
+    agg.add(record('c', 60_000, 10), T0);
+    expect(agg.partialsCannotMeetFinals).toBe(false);
+    // First event at +60 s: windows up to 5 min + 30 s lateness later must be final first.
+    agg.add(record('c', 60_000 + 335_000 + 5000, 10), T0 + 1);
+    expect(agg.partialsCannotMeetFinals).toBe(true);
+    const restored = new WindowAggregator(settings());
+    restored.restore(JSON.parse(JSON.stringify(agg.snapshot())), T0 + 2);
+    expect(restored.partialsCannotMeetFinals).toBe(false);
+  });
 });

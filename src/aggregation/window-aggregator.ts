@@ -80,6 +80,7 @@ export class WindowAggregator {
   private maxEventTime = Number.NEGATIVE_INFINITY;
   private watermarkMs = Number.NEGATIVE_INFINITY;
   private lastRecordAt?: number;
+  private inheritedUntil?: number;
 
   constructor(private readonly settings: AggregationSettings) {}
 
@@ -91,9 +92,19 @@ export class WindowAggregator {
     return this.windows.size;
   }
 
+  /**
+   * True once no window open now can have been written final by an earlier run (a previous owner,
+   * a crash before the first checkpoint, a parent shard): once the watermark has passed every
+   * window that was open when this aggregator started. Until then partial writes stay conditional.
+   */
+  get partialsCannotMeetFinals(): boolean {
+    return this.inheritedUntil !== undefined && this.watermarkMs >= this.inheritedUntil;
+  }
+
   /** Adds a record that arrived at wall-clock `now`; returns the sizes for which it came too late. */
   add(m: Measurement, now: number): AddResult {
     const eventTime = Date.parse(m.timestamp);
+    if (this.inheritedUntil === undefined) this.inheritInto(eventTime);
     const late: string[] = [];
     for (const size of this.settings.sizes) {
       const start = windowStart(eventTime, size.ms);
@@ -227,6 +238,7 @@ export class WindowAggregator {
     this.lastRecordAt = now;
     this.maxEventTime = s.maxEventTime ?? Number.NEGATIVE_INFINITY;
     this.watermarkMs = s.watermark ?? Number.NEGATIVE_INFINITY;
+    this.inheritInto();
     this.windows.clear();
     const fix = (st: Stats): Stats => [
       st[0],
@@ -278,11 +290,19 @@ export class WindowAggregator {
       values.length > 0 ? Math.min(...values) : Number.NEGATIVE_INFINITY;
     this.maxEventTime = least(others.map((o) => o.maxEventTime).filter(Number.isFinite));
     this.watermarkMs = least(others.map((o) => o.watermarkMs).filter(Number.isFinite));
+    this.inheritInto();
     for (const other of others) {
       for (const [key, acc] of other.windows) {
         if (keep(acc.cityId)) this.windows.set(key, { ...acc, dirty: true });
       }
     }
+  }
+
+  private inheritInto(firstEventTime?: number): void {
+    const base = Number.isFinite(this.watermarkMs) ? this.watermarkMs : firstEventTime;
+    if (base === undefined) return;
+    const largest = Math.max(...this.settings.sizes.map((size) => size.ms));
+    this.inheritedUntil = base + largest + this.settings.allowedLatenessMs;
   }
 
   private advance(to: number): void {
