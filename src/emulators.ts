@@ -1,5 +1,4 @@
 import { loadConfig, ConfigError } from './config/app.config';
-import { createDynamoDbClient, createKinesisClient } from './infra/aws/aws-clients';
 import { EmbeddedEmulators } from './infra/embedded/embedded-emulators';
 import { provisionResources } from './infra/embedded/resource-provisioner';
 
@@ -22,11 +21,7 @@ async function main(): Promise<void> {
   const stop = () => void emulators.stop().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  const kinesis = createKinesisClient(endpoints);
-  const dynamoDb = createDynamoDbClient(endpoints);
-  await provisionResources(kinesis, dynamoDb, config);
-  kinesis.destroy();
-  dynamoDb.destroy();
+  await provisionResources(endpoints, config);
   process.stdout.write(
     [
       `AWS_ENDPOINT_URL_KINESIS=${endpoints.kinesis}`,

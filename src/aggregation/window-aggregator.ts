@@ -59,6 +59,7 @@ export interface AddResult {
   late: string[];
 }
 
+const windowKey = (label: string, cityId: string, start: number) => `${label}|${cityId}|${start}`;
 const newStats = (): Stats => [0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
 const addStat = (s: Stats, value: number) => {
   s[0] += micro(value);
@@ -112,7 +113,7 @@ export class WindowAggregator {
         late.push(size.label);
         continue;
       }
-      const key = `${size.label}|${m.city_id}|${start}`;
+      const key = windowKey(size.label, m.city_id, start);
       let acc = this.windows.get(key);
       if (!acc) {
         acc = {
@@ -185,7 +186,7 @@ export class WindowAggregator {
   /** Forgets the final windows among `written`: they are stored. */
   confirm(written: Aggregate[]): void {
     for (const a of written) {
-      if (a.final) this.windows.delete(`${a.window}|${a.city_id}|${Date.parse(a.window_start)}`);
+      if (a.final) this.windows.delete(windowKey(a.window, a.city_id, Date.parse(a.window_start)));
     }
   }
 
@@ -258,7 +259,7 @@ export class WindowAggregator {
       aqi,
       ids,
     ] of s.windows) {
-      this.windows.set(`${label}|${cityId}|${start}`, {
+      this.windows.set(windowKey(label, cityId, start), {
         label,
         cityId,
         cityName,

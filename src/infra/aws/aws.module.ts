@@ -80,16 +80,7 @@ class AwsClientsCloser implements OnApplicationShutdown {
       inject: [APP_CONFIG, EmbeddedBackend],
       useFactory: async (config: AppConfig, backend: EmbeddedBackend) => {
         const endpoints = await backend.endpoints(config);
-        if (config.provisionResources) {
-          const kinesis = createKinesisClient(endpoints);
-          const dynamoDb = createDynamoDbClient(endpoints);
-          try {
-            await provisionResources(kinesis, dynamoDb, config);
-          } finally {
-            kinesis.destroy();
-            dynamoDb.destroy();
-          }
-        }
+        if (config.provisionResources) await provisionResources(endpoints, config);
         return endpoints;
       },
     },

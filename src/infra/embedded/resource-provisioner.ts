@@ -15,6 +15,7 @@ import {
   ResourceInUseException as StreamInUse,
   ResourceNotFoundException as StreamNotFound,
 } from '@aws-sdk/client-kinesis';
+import { AwsEndpoints, createDynamoDbClient, createKinesisClient } from '../aws/aws-clients';
 
 export interface ResourceNames {
   stream: { name: string; shardCount: number };
@@ -77,12 +78,25 @@ async function poll<T>(what: string, read: () => Promise<T | undefined>): Promis
   }
 }
 
-/** Creates the stream and the tables when missing; safe to run from several instances at once. */
+/**
+ * Creates the stream and the tables when missing, with clients of its own that it closes after;
+ * safe to run from several instances at once.
+ */
 export async function provisionResources(
-  kinesis: KinesisClient,
-  dynamoDb: DynamoDBClient,
+  endpoints: AwsEndpoints,
   names: ResourceNames,
 ): Promise<void> {
+  const kinesis = createKinesisClient(endpoints);
+  const dynamoDb = createDynamoDbClient(endpoints);
+  try {
+    await provision(kinesis, dynamoDb, names);
+  } finally {
+    kinesis.destroy();
+    dynamoDb.destroy();
+  }
+}
+
+async function provision(kinesis: KinesisClient, dynamoDb: DynamoDBClient, names: ResourceNames) {
   await Promise.all([
     provisionStream(kinesis, names.stream.name, names.stream.shardCount),
     ...tableDefinitions(names).map((definition) => provisionTable(dynamoDb, definition)),
