@@ -1,21 +1,25 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  QueryCommand,
+  TransactWriteCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { putAll, runLimited } from '../infra/aws/batch-write';
 import { Aggregate } from './window-aggregator';
 
 export type StoredAggregate = Omit<Aggregate, 'city_name'> & { updated_at: string };
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /**
- * Window aggregates keyed by (city_id, window # window_start), written whole: a replay writes the
- * same values again. A partial never overwrites a final one, nor a smaller final a larger one.
+ * Window aggregates keyed by (city_id, window # window_start). Every write is conditional on the
+ * item: a final is never replaced (not by a partial, not by another final), and a partial never
+ * replaces a larger partial. The caller fences the writer (the lease) in the same transaction.
  */
 @Injectable()
 export class AggregatesRepository {
-  private readonly table: string;
+  readonly table: string;
 
   constructor(
     @Inject(DYNAMODB_DOCUMENT_CLIENT) private readonly db: DynamoDBDocumentClient,
@@ -24,46 +28,27 @@ export class AggregatesRepository {
     this.table = config.tables.aggregates;
   }
 
-  /**
-   * Finals are conditional puts. Partials are too, unless `partialsUnconditional` (no final can
-   * exist for them yet): then they go 25 a call through BatchWriteItem.
-   */
-  async write(aggregates: Aggregate[], partialsUnconditional = false): Promise<void> {
-    const updatedAt = new Date().toISOString();
-    const item = (aggregate: Aggregate) => {
-      const { city_name: _name, ...fields } = aggregate;
-      return {
-        ...fields,
-        window_key: `${aggregate.window}#${aggregate.window_start}`,
-        updated_at: updatedAt,
-      };
+  /** The conditional Put of one window result, as a TransactWriteItems item. */
+  putItem(aggregate: Aggregate, updatedAt: string): TransactItem {
+    const { city_name: _name, ...fields } = aggregate;
+    return {
+      Put: {
+        TableName: this.table,
+        Item: {
+          ...fields,
+          window_key: `${aggregate.window}#${aggregate.window_start}`,
+          updated_at: updatedAt,
+        },
+        ConditionExpression: aggregate.final
+          ? 'attribute_not_exists(city_id) OR #final = :false'
+          : 'attribute_not_exists(city_id) OR (#final = :false AND record_count <= :count)',
+        ExpressionAttributeNames: { '#final': 'final' },
+        ExpressionAttributeValues: aggregate.final
+          ? { ':false': false }
+          : { ':false': false, ':count': aggregate.record_count },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      },
     };
-    const conditional = partialsUnconditional ? aggregates.filter((a) => a.final) : aggregates;
-    if (partialsUnconditional) {
-      await putAll(this.db, this.table, aggregates.filter((a) => !a.final).map(item), 4);
-    }
-    await runLimited(conditional, 16, async (aggregate) => {
-      try {
-        await this.db.send(
-          new PutCommand({
-            TableName: this.table,
-            Item: item(aggregate),
-            // A partial never replaces a final; a final replaces a final only with as many records
-            // (a replay writes the same one; a window reopened after a merge cannot shrink it).
-            ConditionExpression: aggregate.final
-              ? 'attribute_not_exists(city_id) OR #final = :false OR record_count <= :count'
-              : 'attribute_not_exists(city_id) OR #final = :false',
-            ExpressionAttributeNames: { '#final': 'final' },
-            ExpressionAttributeValues: aggregate.final
-              ? { ':false': false, ':count': aggregate.record_count }
-              : { ':false': false },
-          }),
-        );
-      } catch (error) {
-        // The window is already final: a replayed partial has nothing to add.
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      }
-    });
   }
 
   /** Ascending window_start, from inclusive, to exclusive. */

@@ -1,106 +1,185 @@
 import { Logger } from '@nestjs/common';
-import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Measurement } from '../domain/measurement';
 import { MetricsService } from '../metrics/metrics.service';
-import type { ShardAggregation } from '../stream-consumer/shard-poller';
-import { AggregatesRepository } from './aggregates.repository';
-import { Aggregate, AggregationSettings, WindowAggregator } from './window-aggregator';
+import { HashRange, inRange, partitionHash } from './hash-range';
+import {
+  Aggregate,
+  AggregationSettings,
+  Refusal,
+  WindowAggregator,
+  windowKey,
+} from './window-aggregator';
 
 /** What one TransactWriteItems call (4 MB) can carry next to the lease update. */
 export const MAX_STATE_BYTES = 3.8 * 1024 * 1024;
 
-export interface StateSource {
-  loadState(): Promise<Buffer | undefined>;
-  /** For a child shard: the states its parents left at SHARD_END. */
-  loadParentStates(): Promise<Buffer[]>;
-  /** The shard's hash key range, to keep only its own cities from a parent's state. */
-  hashRange?: { start: bigint; end: bigint };
+/** The window results to write and the state to checkpoint with them, as one commit. */
+export interface CommitPlan {
+  aggregates: Aggregate[];
+  state: Buffer[];
 }
 
-/** Kinesis maps a partition key to the 128-bit MD5 of its UTF-8 bytes. */
-export const partitionHash = (key: string) =>
-  BigInt(`0x${createHash('md5').update(key).digest('hex')}`);
+/** The window aggregation of one shard, as the poller and its committer drive it. */
+export interface ShardAggregation {
+  /** At most this often, partial aggregates are written and the state is checkpointed. */
+  readonly flushMs: number;
+  /** Throws UnrestorableStateError when the saved state cannot be read back. */
+  restore(): Promise<void>;
+  add(measurements: Measurement[], now: number): void;
+  /** The windows due now: every final one, and with `flushPartials` the changed open ones. */
+  due(now: number, caughtUp: boolean, flushPartials: boolean): Aggregate[];
+  /** The state to checkpoint once `aggregates` are written (it may close windows early to fit). */
+  seal(aggregates: Aggregate[], now: number): CommitPlan;
+  /** The plan is stored. */
+  confirm(plan: CommitPlan): void;
+  /** The table refused these windows (see WindowAggregator.reconcile). */
+  reconcile(refused: Refusal[]): void;
+}
 
-/** One shard's windows: the pure WindowAggregator, its sink, and its gzip-compressed snapshot. */
-export class DynamoDbShardAggregation implements ShardAggregation {
-  private readonly logger = new Logger(DynamoDbShardAggregation.name);
+/** A saved window state that cannot be read back: the shard must not run on without it. */
+export class UnrestorableStateError extends Error {
+  constructor(whose: string, why: string) {
+    super(`window state of ${whose} cannot be restored: ${why}`);
+    this.name = 'UnrestorableStateError';
+  }
+}
+
+export interface StateSource {
+  loadState(): Promise<Buffer | undefined>;
+  /** For a child shard: the states its parents left at SHARD_END, with their hash ranges. */
+  loadParentStates(): Promise<{ state: Buffer; range?: HashRange }[]>;
+  /** The shard's hash key range, to keep only its own cities from a parent's state. */
+  hashRange?: HashRange;
+}
+
+const unpack = (b: Buffer) => JSON.parse(gunzipSync(b).toString('utf8')) as unknown;
+const keyOf = (a: Aggregate) => windowKey(a.window, a.city_id, Date.parse(a.window_start));
+
+/** One shard's windows: the pure WindowAggregator, its metrics, and its gzip-compressed snapshot. */
+export class WindowedShardAggregation implements ShardAggregation {
+  private readonly logger = new Logger(WindowedShardAggregation.name);
   private readonly aggregator: WindowAggregator;
+  readonly flushMs: number;
 
   constructor(
     private readonly shardId: string,
     settings: AggregationSettings & { flushMs: number },
     private readonly state: StateSource,
-    private readonly sink: AggregatesRepository,
     private readonly metrics: MetricsService,
     private readonly chunkBytes: number,
+    private readonly maxStateBytes = MAX_STATE_BYTES,
   ) {
     this.aggregator = new WindowAggregator(settings);
     this.flushMs = settings.flushMs;
   }
 
-  readonly flushMs: number;
-
   /**
-   * Its own state when it has one; else, for a child of a split or merge, the open windows its
-   * parents left for the cities it now holds, so no window loses the parents' records.
+   * Its own state when it has one; else, for a child of a split or merge, the open windows and
+   * watermarks its parents left for the cities it now holds.
    */
   async restore(): Promise<void> {
-    const unpack = (b: Buffer) => JSON.parse(gunzipSync(b).toString('utf8')) as unknown;
     const saved = await this.state.loadState();
-    if (saved) return this.aggregator.restore(unpack(saved), Date.now());
+    if (saved) {
+      return this.readBack(this.shardId, () => this.aggregator.restore(unpack(saved), Date.now()));
+    }
     const parents = await this.state.loadParentStates();
     if (parents.length === 0) return;
     const range = this.state.hashRange;
-    this.aggregator.adopt(
-      parents.map(unpack),
-      (cityId) => {
-        if (!range) return true;
-        const hash = partitionHash(cityId);
-        return hash >= range.start && hash <= range.end;
-      },
-      Date.now(),
+    this.readBack(`the parents of ${this.shardId}`, () =>
+      this.aggregator.adopt(
+        parents.map((p) => ({ snapshot: unpack(p.state), range: p.range })),
+        (cityId) => !range || inRange(partitionHash(cityId), range),
+        Date.now(),
+      ),
     );
   }
 
   add(measurements: Measurement[], now: number): void {
+    let closedEarly = 0;
     for (const m of measurements) {
-      const { late } = this.aggregator.add(m, now);
-      if (late.length > 0) {
+      const result = this.aggregator.add(m, now);
+      closedEarly += result.closedEarly;
+      if (result.late.length > 0) {
         this.metrics.lateRecords.inc();
         this.logger.warn(
-          `${this.shardId}: late record ${m.message_id} (${m.city_id} ${m.timestamp}) after its ${late.join(', ')} window was final: stored, not aggregated`,
+          `${this.shardId}: late record ${m.message_id} (${m.city_id} ${m.timestamp}) after its ${result.late.join(', ')} window was final: stored, not aggregated`,
         );
       }
     }
+    if (closedEarly > 0) this.closedEarly(closedEarly, 'the cap on open windows');
   }
 
-  collect(now: number, caughtUp: boolean, flushPartials: boolean): Aggregate[] {
+  due(now: number, caughtUp: boolean, flushPartials: boolean): Aggregate[] {
     return this.aggregator.collect(now, caughtUp, flushPartials);
   }
 
-  async write(aggregates: Aggregate[]): Promise<void> {
-    await this.sink.write(aggregates, this.aggregator.partialsCannotMeetFinals);
-    this.aggregator.confirm(aggregates);
+  seal(aggregates: Aggregate[], now: number): CommitPlan {
+    let packed = this.pack({ written: aggregates });
+    if (packed.length <= this.maxStateBytes) return { aggregates, state: this.chunk(packed) };
+    // A transaction holds at most 4 MB: rather than stall the shard, save the sums without the
+    // message ids, and say so. Duplicates that arrive after a restart could then count twice.
+    this.metrics.oversizedState.inc();
+    this.logger.error(
+      `${this.shardId}: window state is ${(packed.length / 1048576).toFixed(1)} MB, above the ${(this.maxStateBytes / 1048576).toFixed(1)} MB ` +
+        'a checkpoint can hold; saved without message ids. Add shards or lower AGGREGATION_MAX_OPEN_WINDOWS.',
+    );
+    let plan = aggregates;
+    for (;;) {
+      packed = this.pack({ written: plan, withoutIds: true });
+      if (packed.length <= this.maxStateBytes)
+        return { aggregates: plan, state: this.chunk(packed) };
+      // Still too large: close the oldest windows early until it fits, rather than stall.
+      this.closedEarly(this.aggregator.closeOldest(), 'the size of the window state');
+      const finals = new Map(
+        this.aggregator.collect(now, false, false).map((a) => [keyOf(a), a] as const),
+      );
+      plan = [...plan.filter((a) => !finals.has(keyOf(a))), ...finals.values()];
+    }
+  }
+
+  confirm(plan: CommitPlan): void {
+    this.aggregator.confirm(plan.aggregates);
     const now = Date.now();
-    for (const a of aggregates) {
+    for (const a of plan.aggregates) {
       if (a.final)
         this.metrics.windowFinalisationDelay.observe((now - Date.parse(a.window_end)) / 1000);
     }
   }
 
-  snapshot(): Buffer[] {
-    let packed = gzipSync(JSON.stringify(this.aggregator.snapshot()));
-    if (packed.length > MAX_STATE_BYTES) {
-      // A transaction holds at most 4 MB: rather than stall the shard, save the sums without the
-      // message ids, and say so. Duplicates that arrive after a restart could then count twice.
-      this.metrics.oversizedState.inc();
-      this.logger.error(
-        `${this.shardId}: window state is ${(packed.length / 1048576).toFixed(1)} MB, above the ${MAX_STATE_BYTES / 1048576} MB ` +
-          'a checkpoint can hold; saved without message ids. Add shards or shorten AGGREGATION_WINDOWS.',
-      );
-      packed = gzipSync(JSON.stringify(this.aggregator.snapshot({ withoutIds: true })));
+  reconcile(refused: Refusal[]): void {
+    const late = this.aggregator.reconcile(refused);
+    for (const r of refused) {
+      this.metrics.aggregatesRefused.inc({ stored: r.existing.final ? 'final' : 'larger_partial' });
     }
+    if (late > 0) {
+      this.metrics.lateRecords.inc(late);
+      this.logger.warn(
+        `${this.shardId}: ${late} record(s) arrived after the table already held their window as final: counted as late`,
+      );
+    }
+  }
+
+  private readBack(whose: string, restore: () => void): void {
+    try {
+      restore();
+    } catch (error) {
+      throw new UnrestorableStateError(whose, (error as Error).message);
+    }
+  }
+
+  private closedEarly(count: number, why: string): void {
+    this.metrics.windowsClosedEarly.inc(count);
+    this.logger.warn(
+      `${this.shardId}: ${count} oldest window(s) finalised early (finalised_early) because of ${why}; ${this.aggregator.openWindows} open`,
+    );
+  }
+
+  private pack(options: Parameters<WindowAggregator['snapshot']>[0]): Buffer {
+    return gzipSync(JSON.stringify(this.aggregator.snapshot(options)));
+  }
+
+  private chunk(packed: Buffer): Buffer[] {
     const chunks: Buffer[] = [];
     for (let i = 0; i < packed.length; i += this.chunkBytes)
       chunks.push(packed.subarray(i, i + this.chunkBytes));

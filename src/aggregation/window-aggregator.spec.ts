@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { computeAqi } from '../domain/aqi';
 import { Measurement, normaliseMeasurement } from '../domain/measurement';
+import { HashRange, inRange, partitionHash } from './hash-range';
 import { Aggregate, AggregationSettings, WindowAggregator } from './window-aggregator';
 import { parseWindowSizes } from './windows';
 
@@ -10,6 +11,7 @@ const settings = (over: Partial<AggregationSettings> = {}): AggregationSettings 
   outOfOrdernessMs: 5000,
   allowedLatenessMs: 30000,
   idleMs: 10000,
+  maxOpenWindows: 1_000_000,
   ...over,
 });
 
@@ -43,6 +45,23 @@ function finals(agg: WindowAggregator, arrivals: Measurement[]): Map<string, Agg
   return new Map(out.map((a) => [`${a.window}|${a.city_id}|${a.window_start}`, a]));
 }
 
+/**
+ * The exact mean of values kept to six decimals: their decimal digits summed as a BigInt, then one
+ * correctly rounded division (so within half an ulp of the true rational mean).
+ */
+function exactMean(values: number[]): number {
+  const sum = values.reduce((acc, v) => acc + BigInt(v.toFixed(6).replace('.', '')), 0n);
+  return Number(sum) / (values.length * 1_000_000);
+}
+
+/** Served at full double precision (15 significant digits), not rounded to 6 decimals. */
+function expectFullPrecision(actual: number, exact: number): void {
+  if (exact === 0) expect(actual).toBe(0);
+  else expect(Math.abs(actual - exact)).toBeLessThanOrEqual(Math.abs(exact) * 1e-14);
+}
+
+const keyOf = (a: Aggregate) => `${a.window}|${a.city_id}|${a.window_start}`;
+
 /** The oracle: a deliberately plain computation over the distinct records. */
 function oracle(
   records: Measurement[],
@@ -57,7 +76,7 @@ function oracle(
       groups.set(key, [...(groups.get(key) ?? []), r]);
     }
   }
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const mean = exactMean;
   const out = new Map<string, Partial<Aggregate>>();
   for (const [key, rs] of groups) {
     const pm25 = rs.map((r) => r.pm25_value);
@@ -160,14 +179,27 @@ describe('WindowAggregator', () => {
     expect(agg.collect(T0 + 275_000, true, false)).toHaveLength(1);
   });
 
-  it('emits changed open windows as partial only when asked, and each change once', () => {
+  it('emits changed open windows as partial only when asked, until the change is confirmed', () => {
     const agg = new WindowAggregator(settings());
     agg.add(record('c', 0, 10), T0);
     expect(agg.collect(T0, false, false)).toEqual([]);
-    expect(agg.collect(T0, false, true)).toEqual([
-      expect.objectContaining({ final: false, record_count: 1 }),
-    ]);
+    const partial = agg.collect(T0, false, true);
+    expect(partial).toEqual([expect.objectContaining({ final: false, record_count: 1 })]);
+    // Not confirmed (the write may have failed): emitted again.
+    expect(agg.collect(T0, false, true)).toEqual(partial);
+    agg.confirm(partial);
     expect(agg.collect(T0, false, true)).toEqual([]);
+    agg.add(record('c', 1000, 20), T0 + 1);
+    const second = agg.collect(T0 + 2, false, true);
+    expect(second).toEqual([
+      expect.objectContaining({ final: false, record_count: 2, avg_pm25: 15 }),
+    ]);
+    // It changed again before that write was confirmed: the confirm does not cover the change.
+    agg.add(record('c', 2000, 30), T0 + 3);
+    agg.confirm(second);
+    expect(agg.collect(T0 + 4, false, true)).toEqual([
+      expect.objectContaining({ final: false, record_count: 3, avg_pm25: 20 }),
+    ]);
   });
 
   it('runs several window sizes side by side', () => {
@@ -242,9 +274,9 @@ describe('WindowAggregator', () => {
             expect(actual.max_pm25).toBe(expected.max_pm25);
             expect(actual.max_pm10).toBe(expected.max_pm10);
             expect(actual.max_aqi).toBe(expected.max_aqi);
-            expect(actual.avg_pm25).toBeCloseTo(expected.avg_pm25!, 5);
-            expect(actual.avg_pm10).toBeCloseTo(expected.avg_pm10!, 5);
-            expect(actual.avg_temperature_c).toBeCloseTo(expected.avg_temperature_c!, 5);
+            expectFullPrecision(actual.avg_pm25, expected.avg_pm25!);
+            expectFullPrecision(actual.avg_pm10, expected.avg_pm10!);
+            expectFullPrecision(actual.avg_temperature_c, expected.avg_temperature_c!);
             expect(actual.final).toBe(true);
           }
         },
@@ -288,7 +320,10 @@ describe('WindowAggregator', () => {
     const right = new WindowAggregator(settings());
     right.add(record('c', 5_000, 30), T0);
     const child = new WindowAggregator(settings());
-    child.adopt([left.snapshot(), right.snapshot()], (city) => city !== 'b');
+    child.adopt(
+      [{ snapshot: left.snapshot() }, { snapshot: right.snapshot() }],
+      (city) => city !== 'b',
+    );
     expect(child.watermark).toBe(right.watermark);
     child.add(record('a', 11_000, 30), T0 + 1);
     const result = finals(child, []);
@@ -335,17 +370,484 @@ describe('WindowAggregator', () => {
     agg.add(ahead, T0 + 1);
     expect(agg.watermark).toBe(T0 + 1000 - 5000);
   });
+});
 
-  it('allows unconditional partial writes only once every window open at the start is final', () => {
+describe('WindowAggregator: precision, change tracking, snapshots, resharding, cap, refusals', () => {
+  const minute = 60_000;
+
+  it('serves averages at full double precision, not rounded to six decimals', () => {
     const agg = new WindowAggregator(settings());
-    expect(agg.partialsCannotMeetFinals).toBe(false);
-    agg.add(record('c', 60_000, 10), T0);
-    expect(agg.partialsCannotMeetFinals).toBe(false);
-    // First event at +60 s: windows up to 5 min + 30 s lateness later must be final first.
-    agg.add(record('c', 60_000 + 335_000 + 5000, 10), T0 + 1);
-    expect(agg.partialsCannotMeetFinals).toBe(true);
+    // -0.1333333 is normalised to six decimals on the way in: the stored values are these three.
+    const [a] = finals(agg, [
+      record('c', 0, 10, 20, -0.1),
+      record('c', 1000, 10, 20, -0.2),
+      record('c', 2000, 11, 20, -0.1333333),
+    ]).values();
+    const mean = Number(((-0.1 - 0.2 - 0.133333) / 3).toPrecision(15));
+    expect(mean).toBe(-0.144444333333333);
+    expect(a.avg_temperature_c).toBe(mean);
+    expect(a.avg_temperature_c).not.toBe(-0.144444);
+    expect(a.avg_pm25).toBe(Number((31 / 3).toPrecision(15)));
+    expect(a.avg_pm25).toBe(10.3333333333333);
+  });
+
+  it('keeps a changed window changed until confirmed, and keeps the flag in the snapshot', () => {
+    const agg = new WindowAggregator(settings());
+    agg.add(record('a', 0, 10), T0);
+    agg.add(record('b', 0, 30), T0 + 1);
+    const first = agg.collect(T0 + 2, false, true);
+    expect(first.map((x) => [x.city_id, x.final, x.record_count])).toEqual([
+      ['a', false, 1],
+      ['b', false, 1],
+    ]);
+    expect(agg.collect(T0 + 3, false, true)).toEqual(first); // no confirm: emitted again
+    // Only a's partial was written.
+    const written = first.filter((x) => x.city_id === 'a');
     const restored = new WindowAggregator(settings());
-    restored.restore(JSON.parse(JSON.stringify(agg.snapshot())), T0 + 2);
-    expect(restored.partialsCannotMeetFinals).toBe(false);
+    restored.restore(JSON.parse(JSON.stringify(agg.snapshot({ written }))), T0 + 4);
+    // a is clean: not emitted until it changes; b was never written: still emitted.
+    expect(restored.collect(T0 + 5, false, true).map((x) => x.city_id)).toEqual(['b']);
+    expect(restored.collect(T0 + 6, false, true).map((x) => x.city_id)).toEqual(['b']);
+    restored.add(record('a', 1000, 20), T0 + 7);
+    expect(
+      restored.collect(T0 + 8, false, true).map((x) => [x.city_id, x.record_count, x.avg_pm25]),
+    ).toEqual([
+      ['a', 2, 15],
+      ['b', 1, 30],
+    ]);
+  });
+
+  it('keeps a window changed in the snapshot when it changed after the write was planned', () => {
+    const agg = new WindowAggregator(settings());
+    agg.add(record('a', 0, 10), T0);
+    const written = agg.collect(T0 + 1, false, true);
+    agg.add(record('a', 1000, 20), T0 + 2);
+    const restored = new WindowAggregator(settings());
+    restored.restore(JSON.parse(JSON.stringify(agg.snapshot({ written }))), T0 + 3);
+    expect(restored.collect(T0 + 4, false, true)).toEqual([
+      expect.objectContaining({ final: false, record_count: 2 }),
+    ]);
+  });
+
+  it('drops the written finals from the snapshot, so they are not written twice', () => {
+    const agg = new WindowAggregator(settings());
+    agg.add(record('c', 0, 10), T0);
+    agg.add(record('c', 400_000, 20), T0 + 1);
+    const written = agg.collect(T0 + 2, false, true);
+    expect(written.map((x) => x.final)).toEqual([true, false]);
+    const restored = new WindowAggregator(settings());
+    restored.restore(JSON.parse(JSON.stringify(agg.snapshot({ written }))), T0 + 3);
+    expect(restored.collect(T0 + 4, false, true)).toEqual([]);
+    // The written final window is late now, as it would be without the restart.
+    expect(restored.add(record('c', 1000, 30), T0 + 5).late).toEqual(['5m']);
+  });
+
+  it('restores a version-1 snapshot with every window changed', () => {
+    const m1 = record('c', 1000, 10, 30, 4);
+    const m2 = record('c', 2000, 20, 50, 6);
+    const other = record('d', 3000, 40, 40, 2);
+    const stats = (...ms: [number, number][]): [number, number, number] => [
+      ms.reduce((acc, [v]) => acc + Math.round(v * 1e6), 0),
+      Math.min(...ms.map(([v]) => v)),
+      Math.max(...ms.map(([v]) => v)),
+    ];
+    const row = (ms: Measurement[]) => [
+      '5m',
+      ms[0].city_id,
+      ms[0].city_name,
+      T0,
+      300_000,
+      ms.length,
+      stats(...ms.map((m) => [m.pm25_value, 0] as [number, number])),
+      stats(...ms.map((m) => [m.pm10_value, 0] as [number, number])),
+      stats(...ms.map((m) => [m.temperature_c, 0] as [number, number])),
+      stats(...ms.map((m) => [m.aqi_value, 0] as [number, number])),
+      ms.map((m) => m.message_id).join(''),
+    ];
+    const v1 = {
+      v: 1,
+      maxEventTime: T0 + 3000,
+      watermark: T0 + 3000 - 5000,
+      windows: [row([m1, m2]), row([other])],
+    };
+    const agg = new WindowAggregator(settings());
+    agg.restore(JSON.parse(JSON.stringify(v1)), T0 + 10);
+    expect(agg.watermark).toBe(T0 - 2000);
+    expect(agg.collect(T0 + 11, false, false)).toEqual([]); // nothing final
+    const partials = agg.collect(T0 + 12, false, true);
+    expect(partials).toEqual([
+      expect.objectContaining({
+        city_id: 'c',
+        final: false,
+        record_count: 2,
+        avg_pm25: 15,
+        min_pm25: 10,
+        max_pm25: 20,
+        avg_pm10: 40,
+        avg_temperature_c: 5,
+      }),
+      expect.objectContaining({ city_id: 'd', final: false, record_count: 1, avg_pm25: 40 }),
+    ]);
+    agg.confirm(partials);
+    expect(agg.collect(T0 + 13, false, true)).toEqual([]);
+    // The ids came back: a duplicate is not counted, a new record is.
+    agg.add(m2, T0 + 14);
+    expect(agg.collect(T0 + 15, false, true)).toEqual([]);
+    agg.add(record('c', 4000, 30), T0 + 16);
+    expect(agg.collect(T0 + 17, false, true)).toEqual([
+      expect.objectContaining({ city_id: 'c', record_count: 3, avg_pm25: 20 }),
+    ]);
+  });
+
+  describe('a merge of parents with far-apart watermarks', () => {
+    const HALF = 2n ** 127n;
+    const rangeA: HashRange = { start: 0n, end: HALF - 1n };
+    const rangeB: HashRange = { start: HALF, end: 2n ** 128n - 1n };
+    const cityIn = (range: HashRange) => {
+      const city = Array.from({ length: 64 }, (_, i) => `city-${i}`).find((c) =>
+        inRange(partitionHash(c), range),
+      );
+      if (!city) throw new Error('no candidate city in range');
+      return city;
+    };
+    const x = cityIn(rangeA); // on the fast parent A
+    const y = cityIn(rangeB); // on the slow parent B
+
+    const merged = () => {
+      // A (fast): x's first window is final there (watermark past its end + lateness), and written.
+      const a = new WindowAggregator(settings());
+      a.add(record(x, 0, 10), T0);
+      a.add(record(x, 5 * minute + 40_000, 50), T0 + 1);
+      const written = a.collect(T0 + 2, false, true);
+      expect(written.map((w) => [w.window_start, w.final])).toEqual([
+        [new Date(T0).toISOString(), true],
+        [new Date(T0 + 5 * minute).toISOString(), false],
+      ]);
+      // B (slow): y's first window is open.
+      const b = new WindowAggregator(settings());
+      b.add(record(y, 10_000, 20), T0);
+      const child = new WindowAggregator(settings());
+      child.adopt(
+        [
+          { snapshot: JSON.parse(JSON.stringify(a.snapshot({ written }))), range: rangeA },
+          { snapshot: JSON.parse(JSON.stringify(b.snapshot())), range: rangeB },
+        ],
+        () => true,
+        T0 + 3,
+      );
+      return { a, b, child };
+    };
+
+    const expectMergedBehaviour = (
+      child: WindowAggregator,
+      a: WindowAggregator,
+      b: WindowAggregator,
+      now: number,
+    ) => {
+      expect(child.watermark).toBe(b.watermark);
+      expect(child.watermarkOf(y)).toBe(b.watermark);
+      expect(child.watermarkOf(x)).toBe(a.watermark);
+      // A record for x in the window already final on A: late, no window reopened.
+      expect(child.add(record(x, 1000, 99), now).late).toEqual(['5m']);
+      // A record for y in its open window: added.
+      expect(child.add(record(y, 20_000, 40), now + 1).late).toEqual([]);
+      // x's second window, open on A (and written there as a partial), came along.
+      expect(child.add(record(x, 5 * minute + 50_000, 70), now + 2).late).toEqual([]);
+      expect(
+        child
+          .collect(now + 3, false, true)
+          .map((w) => [w.city_id, w.window_start, w.record_count])
+          .sort(),
+      ).toEqual(
+        [
+          [y, new Date(T0).toISOString(), 2],
+          [x, new Date(T0 + 5 * minute).toISOString(), 2],
+        ].sort(),
+      );
+    };
+
+    it('keeps final on the child what was final on the fast parent, from the slow watermark', () => {
+      expect(partitionHash(x) < HALF && partitionHash(y) >= HALF).toBe(true);
+      const { a, b, child } = merged();
+      expect(a.watermark - b.watermark).toBe(5 * minute + 30_000);
+      expectMergedBehaviour(child, a, b, T0 + 10);
+    });
+
+    it('writes as final a window that was final on the fast parent but not yet written there', () => {
+      const a = new WindowAggregator(settings());
+      a.add(record(x, 0, 10), T0);
+      a.add(record(x, 5 * minute + 40_000, 50), T0 + 1); // x's first window final on A
+      const b = new WindowAggregator(settings());
+      b.add(record(y, 10_000, 20), T0);
+      const child = new WindowAggregator(settings());
+      child.adopt(
+        [
+          { snapshot: JSON.parse(JSON.stringify(a.snapshot())), range: rangeA },
+          { snapshot: JSON.parse(JSON.stringify(b.snapshot())), range: rangeB },
+        ],
+        () => true,
+        T0 + 3,
+      );
+      expect(child.collect(T0 + 4, false, false)).toEqual([
+        expect.objectContaining({
+          city_id: x,
+          window_start: new Date(T0).toISOString(),
+          final: true,
+          record_count: 1,
+        }),
+      ]);
+    });
+
+    it('restores the floors from a snapshot of the child', () => {
+      const { a, b, child } = merged();
+      const restored = new WindowAggregator(settings());
+      restored.restore(JSON.parse(JSON.stringify(child.snapshot())), T0 + 4);
+      expectMergedBehaviour(restored, a, b, T0 + 10);
+    });
+
+    it('drops the floors once the shard watermark passes them', () => {
+      const { a, child } = merged();
+      expect(child.snapshot().floors).toHaveLength(1);
+      // The shard's own records move its watermark past A's.
+      child.add(record(y, 6 * minute, 1), T0 + 10);
+      expect(child.watermark).toBeGreaterThan(a.watermark);
+      child.collect(T0 + 11, false, false);
+      expect(child.snapshot().floors).toEqual([]);
+      expect(child.watermarkOf(x)).toBe(child.watermark);
+    });
+  });
+
+  describe('the cap on open windows', () => {
+    const capped = () =>
+      new WindowAggregator(
+        settings({
+          sizes: parseWindowSizes('1m'),
+          allowedLatenessMs: 10 * 3_600_000,
+          maxOpenWindows: 10,
+        }),
+      );
+
+    it('finalises the oldest window early when an eleventh opens; later records for it are late', () => {
+      const agg = capped();
+      // Ten windows, not in event-time order: the oldest (minute 0) is not the first to open.
+      let now = T0;
+      for (const i of [3, 7, 0, 9, 1, 5, 2, 8, 4, 6]) {
+        expect(agg.add(record('c', i * minute, i), (now += 1)).closedEarly).toBe(0);
+      }
+      expect(agg.openWindows).toBe(10);
+      expect(agg.collect((now += 1), false, false)).toEqual([]);
+      expect(agg.add(record('c', 10 * minute, 10), (now += 1)).closedEarly).toBe(1);
+      expect(agg.openWindows).toBe(10);
+      const out = agg.collect((now += 1), false, false);
+      expect(out).toEqual([
+        expect.objectContaining({
+          window_start: new Date(T0).toISOString(),
+          final: true,
+          finalised_early: true,
+          record_count: 1,
+        }),
+      ]);
+      // Before the write is confirmed, the window takes no more records.
+      expect(agg.add(record('c', 1000, 50), (now += 1)).late).toEqual(['1m']);
+      expect(agg.collect((now += 1), false, false)).toEqual(out);
+      agg.confirm(out);
+      expect(agg.collect((now += 1), false, false)).toEqual([]);
+      expect(agg.add(record('c', 2000, 60), (now += 1)).late).toEqual(['1m']);
+      // Also after a restart.
+      const restored = capped();
+      restored.restore(JSON.parse(JSON.stringify(agg.snapshot())), now);
+      expect(restored.add(record('c', 3000, 70), (now += 1)).late).toEqual(['1m']);
+      expect(restored.openWindows).toBe(10);
+    });
+
+    it('keeps a window finalised early closed after a restart from a snapshot taken with its write', () => {
+      const agg = capped();
+      let now = T0;
+      for (let i = 0; i <= 10; i += 1) agg.add(record('c', i * minute, i), (now += 1));
+      const written = agg.collect((now += 1), false, true);
+      expect(written.filter((w) => w.final)).toEqual([
+        expect.objectContaining({
+          window_start: new Date(T0).toISOString(),
+          finalised_early: true,
+        }),
+      ]);
+      const restored = capped();
+      restored.restore(JSON.parse(JSON.stringify(agg.snapshot({ written }))), now);
+      expect(restored.add(record('c', 1000, 50), (now += 1)).late).toEqual(['1m']);
+      expect(restored.collect((now += 1), false, true)).toEqual([]);
+      expect(restored.openWindows).toBe(10);
+    });
+
+    it('keeps the windows of a shard at the cap after each collect and confirm', () => {
+      const agg = new WindowAggregator(
+        settings({
+          sizes: parseWindowSizes('1m,5m'),
+          allowedLatenessMs: 10 * 3_600_000,
+          maxOpenWindows: 10,
+        }),
+      );
+      let now = T0;
+      let early = 0;
+      for (let i = 0; i < 60; i += 1) {
+        for (const city of ['a', 'b', 'c']) {
+          agg.add(record(city, i * 20_000, i), (now += 1));
+        }
+        const out = agg.collect((now += 1), false, i % 2 === 0);
+        early += out.filter((w) => w.finalised_early).length;
+        expect(out.filter((w) => w.final).every((w) => w.finalised_early)).toBe(true);
+        agg.confirm(out);
+        expect(agg.openWindows).toBeLessThanOrEqual(10);
+        expect(agg.snapshot().windows.length).toBeLessThanOrEqual(10);
+      }
+      expect(early).toBeGreaterThan(0);
+    });
+
+    it('does not mark a window that is already final as finalised early', () => {
+      // Lateness 30 s: minute 0 is final once the watermark passes 1m30s.
+      const agg = new WindowAggregator(
+        settings({ sizes: parseWindowSizes('1m'), maxOpenWindows: 3 }),
+      );
+      agg.add(record('c', 0, 1), T0);
+      agg.add(record('c', 2 * minute, 2), T0 + 1); // watermark 1m55s: minute 0 final
+      agg.add(record('c', 2 * minute + 1000, 2), T0 + 2);
+      agg.add(record('d', 2 * minute, 3), T0 + 3); // 3 windows: minute 0 (final), c@2, d@2
+      agg.add(record('e', 2 * minute, 4), T0 + 4); // a 4th opens: one must close early
+      const out = agg.collect(T0 + 5, false, false);
+      const onTime = out.find((w) => w.window_start === new Date(T0).toISOString());
+      expect(onTime).toMatchObject({ final: true, record_count: 1 });
+      // Final on time: it was complete, so it must not be flagged as closed before its time.
+      expect(onTime!.finalised_early).toBeUndefined();
+    });
+  });
+
+  describe('reconcile', () => {
+    const withThree = () => {
+      const agg = new WindowAggregator(settings());
+      agg.add(record('c', 0, 10), T0);
+      agg.add(record('c', 1000, 20), T0 + 1);
+      agg.add(record('c', 2000, 30), T0 + 2);
+      const [partial] = agg.collect(T0 + 3, false, true);
+      expect(partial).toMatchObject({ final: false, record_count: 3 });
+      return { agg, partial };
+    };
+
+    it('forgets a partial the table holds as final, returns the extra records as late, and keeps them late', () => {
+      const { agg, partial } = withThree();
+      expect(
+        agg.reconcile([{ aggregate: partial, existing: { final: true, record_count: 1 } }]),
+      ).toBe(2);
+      expect(agg.collect(T0 + 4, false, true)).toEqual([]);
+      expect(agg.openWindows).toBe(0);
+      expect(agg.add(record('c', 3000, 40), T0 + 5).late).toEqual(['5m']);
+      expect(agg.collect(T0 + 6, false, true)).toEqual([]);
+      const restored = new WindowAggregator(settings());
+      restored.restore(JSON.parse(JSON.stringify(agg.snapshot())), T0 + 7);
+      expect(restored.add(record('c', 4000, 50), T0 + 8).late).toEqual(['5m']);
+      expect(restored.collect(T0 + 9, false, true)).toEqual([]);
+    });
+
+    it('keeps a partial refused for a larger one open and clean until it changes', () => {
+      const { agg, partial } = withThree();
+      expect(
+        agg.reconcile([{ aggregate: partial, existing: { final: false, record_count: 5 } }]),
+      ).toBe(0);
+      expect(agg.collect(T0 + 4, false, true)).toEqual([]);
+      expect(agg.openWindows).toBe(1);
+      expect(agg.add(record('c', 3000, 40), T0 + 5).late).toEqual([]);
+      expect(agg.collect(T0 + 6, false, true)).toEqual([
+        expect.objectContaining({ final: false, record_count: 4, avg_pm25: 25 }),
+      ]);
+      // And it is still written as final in the end.
+      agg.add(record('c', 5 * minute + 40_000, 1), T0 + 7);
+      expect(agg.collect(T0 + 8, false, false)).toEqual([
+        expect.objectContaining({ final: true, record_count: 4 }),
+      ]);
+    });
+
+    it('counts nothing late for a final refused with the same count (a replay)', () => {
+      const agg = new WindowAggregator(settings());
+      agg.add(record('c', 0, 10), T0);
+      agg.add(record('c', 5 * minute + 40_000, 20), T0 + 1);
+      const [final] = agg.collect(T0 + 2, false, false);
+      expect(final).toMatchObject({ final: true, record_count: 1 });
+      expect(
+        agg.reconcile([{ aggregate: final, existing: { final: true, record_count: 1 } }]),
+      ).toBe(0);
+      expect(agg.collect(T0 + 3, false, false)).toEqual([]);
+    });
+  });
+
+  it('property: a snapshot with what was written, restored at any points, ends with the same finals', () => {
+    const recordArb = fc.record({
+      city: fc.constantFrom('a', 'b', 'c'),
+      offset: fc.integer({ min: 0, max: 20 * minute }),
+      pm25: fc.double({ min: 0, max: 1000, noNaN: true }),
+      temperature: fc.double({ min: -90, max: 70, noNaN: true }),
+      station: fc.constantFrom('s1', 's2', 's3'),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(recordArb, { minLength: 1, maxLength: 50 }),
+        fc.constantFrom(3 * minute, 20 * minute),
+        fc.array(fc.integer({ min: 0, max: 4999 }), { minLength: 50, maxLength: 50 }),
+        fc.array(fc.nat(49), { maxLength: 20 }),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        fc.constantFrom(4, 12, 1_000_000),
+        (specs, span, delays, duplicates, cutsAt, flushPartials, maxOpenWindows) => {
+          const records = specs.map((s) =>
+            record(s.city, s.offset % span, s.pm25, 20, s.temperature, s.station),
+          );
+          const byId = new Map<string, Measurement>();
+          for (const r of records) if (!byId.has(r.message_id)) byId.set(r.message_id, r);
+          const distinct = [...byId.values()];
+          const arrivals = [
+            ...distinct,
+            ...duplicates.filter((i) => i < distinct.length).map((i) => distinct[i]),
+          ]
+            .map((r, i) => ({ r, at: Date.parse(r.timestamp) + delays[i % delays.length] }))
+            .sort((p, q) => p.at - q.at)
+            .map((p) => p.r);
+          const cuts = new Set(cutsAt.map((c) => Math.floor(c * arrivals.length)));
+          const config = settings({ sizes: parseWindowSizes('1m,5m'), maxOpenWindows });
+
+          // At each cut, write what collect returns: either confirmed in place (uninterrupted), or
+          // saved in a snapshot taken with it and restored into a new aggregator (a restart).
+          const run = (interrupt: boolean) => {
+            let agg = new WindowAggregator(config);
+            let now = T0;
+            const late: string[][] = [];
+            const all: Aggregate[] = [];
+            for (let i = 0; i <= arrivals.length; i += 1) {
+              if (cuts.has(i)) {
+                const written = agg.collect(now, false, flushPartials);
+                all.push(...written.filter((a) => a.final));
+                if (interrupt) {
+                  const snapshot = JSON.parse(JSON.stringify(agg.snapshot({ written })));
+                  agg = new WindowAggregator(config);
+                  agg.restore(snapshot, now);
+                } else {
+                  agg.confirm(written);
+                }
+              }
+              if (i < arrivals.length) late.push(agg.add(arrivals[i], (now += 1)).late);
+            }
+            all.push(...agg.collect(now + 10 * 3_600_000, true, false));
+            expect(new Set(all.map(keyOf)).size).toBe(all.length); // nothing written twice
+            return { finals: new Map(all.map((a) => [keyOf(a), a])), late };
+          };
+
+          const straight = run(false);
+          const interrupted = run(true);
+          expect(interrupted.finals).toEqual(straight.finals);
+          expect(interrupted.late).toEqual(straight.late);
+          if (maxOpenWindows === 1_000_000) {
+            // Without the cap, collecting in between changes nothing either.
+            expect(straight.finals).toEqual(finals(new WindowAggregator(config), arrivals));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

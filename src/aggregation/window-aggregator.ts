@@ -1,5 +1,6 @@
 import { aqiCategory, computeAqi } from '../domain/aqi';
 import { Measurement } from '../domain/measurement';
+import { HashRange, inRange, partitionHash } from './hash-range';
 import { WindowSize, windowStart } from './windows';
 
 export interface AggregationSettings {
@@ -7,6 +8,8 @@ export interface AggregationSettings {
   outOfOrdernessMs: number;
   allowedLatenessMs: number;
   idleMs: number;
+  /** Open windows per shard; at the cap the oldest tenth is finalised early. */
+  maxOpenWindows: number;
 }
 
 /** Exact sums: values are kept to six decimals, so micro-units add up as integers in any order. */
@@ -28,7 +31,10 @@ interface Accumulator {
   temperature: Stats;
   aqi: Stats;
   ids: Set<string>;
+  /** Changed since its last write. */
   dirty: boolean;
+  /** Closed before its time because the shard hit the cap on open windows. */
+  early: boolean;
 }
 
 export interface Aggregate {
@@ -52,6 +58,20 @@ export interface Aggregate {
   aqi: number;
   aqi_category: string;
   final: boolean;
+  /** Present (true) on a window finalised before its time at the cap on open windows. */
+  finalised_early?: true;
+}
+
+/** What the table holds for a window whose write it refused. */
+export interface Refusal {
+  aggregate: Aggregate;
+  existing: { final: boolean; record_count: number };
+}
+
+/** A parent shard's snapshot and hash range, for a child of a split or merge. */
+export interface ParentState {
+  snapshot: unknown;
+  range?: HashRange;
 }
 
 /** What `add` did with a record, per window size. */
@@ -59,63 +79,113 @@ export interface AddResult {
   late: string[];
 }
 
-const windowKey = (label: string, cityId: string, start: number) => `${label}|${cityId}|${start}`;
+/** A watermark inherited from a parent shard for the cities of its hash range. */
+interface Floor {
+  range: HashRange;
+  watermark: number;
+}
+
+type WindowRow = [
+  string,
+  string,
+  string,
+  number,
+  number,
+  number,
+  Stats,
+  Stats,
+  Stats,
+  Stats,
+  string,
+  number?,
+];
+
+interface SnapshotV2 {
+  v: 1 | 2;
+  maxEventTime: number | null;
+  watermark: number | null;
+  floors?: [string, string, number][];
+  closed?: [string, string, number][];
+  windows: WindowRow[];
+}
+
+const DIRTY = 1;
+const EARLY = 2;
+
+export const windowKey = (label: string, cityId: string, start: number) =>
+  `${label}|${cityId}|${start}`;
+const aggregateKey = (a: Aggregate) => windowKey(a.window, a.city_id, Date.parse(a.window_start));
 const newStats = (): Stats => [0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
 const addStat = (s: Stats, value: number) => {
   s[0] += micro(value);
   s[1] = Math.min(s[1], value);
   s[2] = Math.max(s[2], value);
 };
-const round = (value: number, decimals: number) =>
-  Math.round(value * 10 ** decimals) / 10 ** decimals;
-const avg = (s: Stats, count: number) => round(s[0] / count / MICRO, 6);
+/** The exact mean of micro-unit integers, at full double precision (15 significant digits). */
+const avg = (s: Stats, count: number) => Number((s[0] / count / MICRO).toPrecision(15));
+const finite = (value: number) => (Number.isFinite(value) ? value : null);
 
 /**
  * Event-time tumbling windows for the records of one shard: accumulators per (size, city, window
  * start) that count each message id once, a watermark (max event time − out-of-orderness, moved on
- * by wall-clock time while the shard is idle), allowed lateness, and a compact snapshot.
- * Pure: no I/O, and time comes in as arguments.
+ * by wall-clock time while the shard is idle), allowed lateness, and a compact snapshot. After a
+ * split or merge each city keeps the watermark of the parent it came from (a floor), so a window
+ * that was final there stays final here. Pure: no I/O, and time comes in as arguments.
  */
 export class WindowAggregator {
   private readonly windows = new Map<string, Accumulator>();
+  /** Windows closed early or found final in the table: later records for them are late. */
+  private readonly closed = new Map<string, { cityId: string; expiresAt: number }>();
+  private floors: Floor[] = [];
+  private readonly floorOfCity = new Map<string, number>();
   private maxEventTime = Number.NEGATIVE_INFINITY;
   private watermarkMs = Number.NEGATIVE_INFINITY;
   private lastRecordAt?: number;
-  private inheritedUntil?: number;
+  private early = 0;
 
   constructor(private readonly settings: AggregationSettings) {}
 
+  /** The shard's watermark (a city from a faster parent may have a higher one). */
   get watermark(): number {
     return this.watermarkMs;
   }
 
   get openWindows(): number {
-    return this.windows.size;
+    return this.windows.size - this.early;
+  }
+
+  /** The watermark that decides lateness and finality for `cityId`. */
+  watermarkOf(cityId: string): number {
+    if (this.floors.length === 0) return this.watermarkMs;
+    let floor = this.floorOfCity.get(cityId);
+    if (floor === undefined) {
+      const hash = partitionHash(cityId);
+      floor = Number.NEGATIVE_INFINITY;
+      for (const f of this.floors) if (inRange(hash, f.range)) floor = Math.max(floor, f.watermark);
+      this.floorOfCity.set(cityId, floor);
+    }
+    return Math.max(this.watermarkMs, floor);
   }
 
   /**
-   * True once no window open now can have been written final by an earlier run (a previous owner,
-   * a crash before the first checkpoint, a parent shard): once the watermark has passed every
-   * window that was open when this aggregator started. Until then partial writes stay conditional.
+   * Adds a record that arrived at wall-clock `now`; returns the sizes for which it came too late.
+   * Returns how many windows the cap on open windows closed early.
    */
-  get partialsCannotMeetFinals(): boolean {
-    return this.inheritedUntil !== undefined && this.watermarkMs >= this.inheritedUntil;
-  }
-
-  /** Adds a record that arrived at wall-clock `now`; returns the sizes for which it came too late. */
-  add(m: Measurement, now: number): AddResult {
+  add(m: Measurement, now: number): AddResult & { closedEarly: number } {
     const eventTime = Date.parse(m.timestamp);
-    if (this.inheritedUntil === undefined) this.inheritInto(eventTime);
     const late: string[] = [];
+    let closedEarly = 0;
+    const watermark = this.watermarkOf(m.city_id);
     for (const size of this.settings.sizes) {
       const start = windowStart(eventTime, size.ms);
-      if (start + size.ms + this.settings.allowedLatenessMs <= this.watermarkMs) {
+      const key = windowKey(size.label, m.city_id, start);
+      if (start + size.ms + this.settings.allowedLatenessMs <= watermark || this.closed.has(key)) {
         late.push(size.label);
         continue;
       }
-      const key = windowKey(size.label, m.city_id, start);
       let acc = this.windows.get(key);
       if (!acc) {
+        if (this.openWindows >= this.settings.maxOpenWindows) closedEarly += this.closeOldest();
         acc = {
           label: size.label,
           cityId: m.city_id,
@@ -129,8 +199,12 @@ export class WindowAggregator {
           aqi: newStats(),
           ids: new Set(),
           dirty: false,
+          early: false,
         };
         this.windows.set(key, acc);
+      } else if (acc.early) {
+        late.push(size.label);
+        continue;
       }
       if (acc.ids.has(m.message_id)) continue;
       acc.ids.add(m.message_id);
@@ -151,13 +225,13 @@ export class WindowAggregator {
     );
     this.lastRecordAt = now;
     this.advance(this.maxEventTime - this.settings.outOfOrdernessMs);
-    return { late };
+    return { late, closedEarly };
   }
 
   /**
    * Moves the watermark on while the shard is caught up and idle, then returns the windows to
-   * write: every window now final, and with `flushPartials` the changed open ones. A final window
-   * stays in the state until `confirm` says it was written, so a failed write loses nothing.
+   * write: every window now final, and with `flushPartials` the changed open ones. Nothing is
+   * forgotten until `confirm` says it was written, so a failed write loses nothing.
    */
   collect(now: number, caughtUp: boolean, flushPartials: boolean): Aggregate[] {
     if (
@@ -170,36 +244,76 @@ export class WindowAggregator {
         this.advance(this.maxEventTime - this.settings.outOfOrdernessMs + idleFor);
       }
     }
+    this.prune();
     const out: Aggregate[] = [];
     for (const acc of this.windows.values()) {
-      const final = acc.start + acc.size + this.settings.allowedLatenessMs <= this.watermarkMs;
-      if (final) {
-        out.push(this.toAggregate(acc, true));
-      } else if (flushPartials && acc.dirty) {
-        acc.dirty = false;
-        out.push(this.toAggregate(acc, false));
-      }
+      if (this.isFinal(acc)) out.push(this.toAggregate(acc, true));
+      else if (flushPartials && acc.dirty) out.push(this.toAggregate(acc, false));
     }
     return out;
   }
 
-  /** Forgets the final windows among `written`: they are stored. */
+  /** `written` is stored: final windows are forgotten, the others are clean until they change. */
   confirm(written: Aggregate[]): void {
     for (const a of written) {
-      if (a.final) this.windows.delete(windowKey(a.window, a.city_id, Date.parse(a.window_start)));
+      const key = aggregateKey(a);
+      const acc = this.windows.get(key);
+      if (!acc) continue;
+      if (a.final) this.forget(key, acc);
+      else if (acc.count === a.record_count) acc.dirty = false;
     }
   }
 
   /**
-   * The state as a compact JSON-able value; `restore` takes it back. Without ids, a restored
-   * window can no longer tell a duplicate that arrives later (only for oversized state).
+   * Takes in what the table refused. A window the table already holds as final is final here
+   * too: it is forgotten, later records for it are late, and so are the records this run added
+   * beyond the table's count (returned). A partial refused for a larger one stays clean until it
+   * changes again.
    */
-  snapshot(options: { withoutIds?: boolean } = {}): unknown {
-    return {
-      v: 1,
-      maxEventTime: Number.isFinite(this.maxEventTime) ? this.maxEventTime : null,
-      watermark: Number.isFinite(this.watermarkMs) ? this.watermarkMs : null,
-      windows: [...this.windows.values()].map((a) => [
+  reconcile(refused: Refusal[]): number {
+    let late = 0;
+    for (const { aggregate, existing } of refused) {
+      const key = aggregateKey(aggregate);
+      const acc = this.windows.get(key);
+      if (!acc) continue;
+      if (!existing.final) {
+        acc.dirty = false;
+        continue;
+      }
+      late += Math.max(0, acc.count - existing.record_count);
+      this.forget(key, acc, true);
+    }
+    return late;
+  }
+
+  /** Finalises the oldest tenth of the open windows early (at least one); returns how many. */
+  closeOldest(): number {
+    // A window already final on time is not "early": it leaves at the next confirm anyway.
+    const open = [...this.windows.values()].filter((a) => !a.early && !this.isFinal(a));
+    if (open.length === 0) return 0;
+    open.sort((a, b) => a.start + a.size - (b.start + b.size) || a.start - b.start);
+    const chosen = open.slice(0, Math.max(1, Math.ceil(open.length / 10)));
+    for (const acc of chosen) {
+      acc.early = true;
+      acc.dirty = true;
+    }
+    this.early += chosen.length;
+    return chosen.length;
+  }
+
+  /**
+   * The state as a compact JSON-able value, as it will be once `written` is confirmed; `restore`
+   * takes it back. Without ids, a restored window can no longer tell a duplicate that arrives
+   * later (only for oversized state).
+   */
+  snapshot(options: { written?: Aggregate[]; withoutIds?: boolean } = {}): SnapshotV2 {
+    const written = new Map((options.written ?? []).map((a) => [aggregateKey(a), a]));
+    const windows: WindowRow[] = [];
+    for (const [key, a] of this.windows) {
+      const w = written.get(key);
+      if (w?.final) continue;
+      const dirty = a.dirty && !(w && w.record_count === a.count);
+      windows.push([
         a.label,
         a.cityId,
         a.cityName,
@@ -211,54 +325,53 @@ export class WindowAggregator {
         a.temperature,
         a.aqi,
         options.withoutIds ? '' : [...a.ids].join(''),
-      ]),
+        (dirty ? DIRTY : 0) | (a.early ? EARLY : 0),
+      ]);
+    }
+    const closed = new Map(this.closed);
+    for (const [key, w] of written) {
+      const acc = this.windows.get(key);
+      if (w.final && acc?.early)
+        closed.set(key, { cityId: acc.cityId, expiresAt: this.expiry(acc) });
+    }
+    return {
+      v: 2,
+      maxEventTime: finite(this.maxEventTime),
+      watermark: finite(this.watermarkMs),
+      floors: this.floors.map((f) => [String(f.range.start), String(f.range.end), f.watermark]),
+      closed: [...closed].map(([key, c]) => [key, c.cityId, c.expiresAt]),
+      windows,
     };
   }
 
   /** Takes back a snapshot; `now` starts the idle clock, as if the last record arrived then. */
   restore(snapshot: unknown, now?: number): void {
-    const s = snapshot as {
-      v: number;
-      maxEventTime: number | null;
-      watermark: number | null;
-      windows: [
-        string,
-        string,
-        string,
-        number,
-        number,
-        number,
-        Stats,
-        Stats,
-        Stats,
-        Stats,
-        string,
-      ][];
-    };
-    if (s?.v !== 1) throw new Error('unknown window-state version');
+    const s = snapshot as SnapshotV2;
+    if (s?.v !== 1 && s?.v !== 2) throw new Error('unknown window-state version');
     this.lastRecordAt = now;
     this.maxEventTime = s.maxEventTime ?? Number.NEGATIVE_INFINITY;
     this.watermarkMs = s.watermark ?? Number.NEGATIVE_INFINITY;
-    this.inheritInto();
+    this.floors = (s.floors ?? []).map(([start, end, watermark]) => ({
+      range: { start: BigInt(start), end: BigInt(end) },
+      watermark,
+    }));
+    this.floorOfCity.clear();
+    this.closed.clear();
+    for (const [key, cityId, expiresAt] of s.closed ?? [])
+      this.closed.set(key, { cityId, expiresAt });
     this.windows.clear();
+    this.early = 0;
     const fix = (st: Stats): Stats => [
       st[0],
       st[1] ?? Number.POSITIVE_INFINITY,
       st[2] ?? Number.NEGATIVE_INFINITY,
     ];
-    for (const [
-      label,
-      cityId,
-      cityName,
-      start,
-      size,
-      count,
-      pm25,
-      pm10,
-      temperature,
-      aqi,
-      ids,
-    ] of s.windows) {
+    for (const row of s.windows) {
+      const [label, cityId, cityName, start, size, count, pm25, pm10, temperature, aqi, ids] = row;
+      // Version 1 kept no flags: rewrite every window once to be sure it is stored.
+      const flags = s.v === 1 ? DIRTY : (row[11] ?? 0);
+      const early = (flags & EARLY) !== 0;
+      if (early) this.early += 1;
       this.windows.set(windowKey(label, cityId, start), {
         label,
         cityId,
@@ -271,39 +384,69 @@ export class WindowAggregator {
         temperature: fix(temperature),
         aqi: fix(aqi),
         ids: new Set(ids.match(/.{16}/g) ?? []),
-        dirty: false,
+        dirty: (flags & DIRTY) !== 0,
+        early,
       });
     }
   }
 
   /**
-   * Takes over the open windows of parent shards (a split or merge) for the cities `keep` admits.
-   * The watermark starts at the slowest parent's, so nothing a parent still had open turns late.
+   * Takes over what parent shards (a split or merge) left for the cities `keep` admits: their
+   * open windows, and per parent its watermark as a floor for the cities of its hash range. The
+   * shard's own watermark starts at the slowest parent's, so nothing a parent still had open turns
+   * late, and nothing a parent had closed reopens.
    */
-  adopt(parents: unknown[], keep: (cityId: string) => boolean, now?: number): void {
+  adopt(parents: ParentState[], keep: (cityId: string) => boolean, now?: number): void {
     this.lastRecordAt = now;
     const others = parents.map((p) => {
       const w = new WindowAggregator(this.settings);
-      w.restore(p);
-      return w;
+      w.restore(p.snapshot);
+      return { w, range: p.range };
     });
-    const least = (values: number[]) =>
-      values.length > 0 ? Math.min(...values) : Number.NEGATIVE_INFINITY;
-    this.maxEventTime = least(others.map((o) => o.maxEventTime).filter(Number.isFinite));
-    this.watermarkMs = least(others.map((o) => o.watermarkMs).filter(Number.isFinite));
-    this.inheritInto();
-    for (const other of others) {
-      for (const [key, acc] of other.windows) {
-        if (keep(acc.cityId)) this.windows.set(key, { ...acc, dirty: true });
+    const least = (values: number[]) => {
+      const known = values.filter(Number.isFinite);
+      return known.length > 0 ? Math.min(...known) : Number.NEGATIVE_INFINITY;
+    };
+    this.maxEventTime = least(others.map((o) => o.w.maxEventTime));
+    this.watermarkMs = least(others.map((o) => o.w.watermarkMs));
+    this.floors = [];
+    this.floorOfCity.clear();
+    for (const { w, range } of others) {
+      this.floors.push(...w.floors);
+      if (range && Number.isFinite(w.watermarkMs))
+        this.floors.push({ range, watermark: w.watermarkMs });
+      for (const [key, acc] of w.windows) {
+        if (!keep(acc.cityId)) continue;
+        this.windows.set(key, { ...acc });
+        if (acc.early) this.early += 1;
       }
+      for (const [key, c] of w.closed) if (keep(c.cityId)) this.closed.set(key, c);
     }
+    this.prune();
   }
 
-  private inheritInto(firstEventTime?: number): void {
-    const base = Number.isFinite(this.watermarkMs) ? this.watermarkMs : firstEventTime;
-    if (base === undefined) return;
-    const largest = Math.max(...this.settings.sizes.map((size) => size.ms));
-    this.inheritedUntil = base + largest + this.settings.allowedLatenessMs;
+  private isFinal(acc: Accumulator): boolean {
+    return acc.early || this.expiry(acc) <= this.watermarkOf(acc.cityId);
+  }
+
+  private expiry(acc: Accumulator): number {
+    return acc.start + acc.size + this.settings.allowedLatenessMs;
+  }
+
+  private forget(key: string, acc: Accumulator, keepClosed = acc.early): void {
+    this.windows.delete(key);
+    if (acc.early) this.early -= 1;
+    if (keepClosed) this.closed.set(key, { cityId: acc.cityId, expiresAt: this.expiry(acc) });
+  }
+
+  /** Drops floors the shard's watermark has passed and tombstones the watermark now covers. */
+  private prune(): void {
+    const before = this.floors.length;
+    this.floors = this.floors.filter((f) => f.watermark > this.watermarkMs);
+    if (this.floors.length !== before) this.floorOfCity.clear();
+    for (const [key, c] of this.closed) {
+      if (c.expiresAt <= this.watermarkOf(c.cityId)) this.closed.delete(key);
+    }
   }
 
   private advance(to: number): void {
@@ -336,6 +479,7 @@ export class WindowAggregator {
       aqi,
       aqi_category: aqiCategory(aqi),
       final,
+      ...(final && a.early ? { finalised_early: true as const } : {}),
     };
   }
 }

@@ -46,8 +46,17 @@ describe('loadConfig (SPEC §4)', () => {
       expect(config.producer.deadlineMs).toBe(10000);
     });
 
-    it('runs the consumer with a 10 s failover', () => {
-      expect(config.consumer).toEqual({ enabled: true, leaseFailoverMs: 10000, maxAttempts: 10 });
+    it('runs the consumer with a 10 s failover, 5 s longest back-off, unready after 60 s stalled', () => {
+      expect(config.consumer).toEqual({
+        enabled: true,
+        leaseFailoverMs: 10000,
+        backoffMaxMs: 5000,
+        stallUnreadyMs: 60000,
+      });
+    });
+
+    it('caps open windows at 20,000 per shard', () => {
+      expect(config.aggregation.maxOpenWindows).toBe(20000);
     });
 
     it('keeps the simulator off with 20 cities at 10/s', () => {

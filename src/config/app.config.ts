@@ -45,7 +45,8 @@ class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(0) @Max(10000) PRODUCER_LINGER_MS = 20;
   @Transform(toInt) @IsInt() @Min(100) @Max(600000) PRODUCER_DEADLINE_MS = 10000;
   @Transform(toInt) @IsInt() @Min(1000) @Max(600000) LEASE_FAILOVER_MS = 10000;
-  @Transform(toInt) @IsInt() @Min(1) @Max(1000) CONSUMER_MAX_ATTEMPTS = 10;
+  @Transform(toInt) @IsInt() @Min(10) @Max(600_000) CONSUMER_BACKOFF_MAX_MS = 5000;
+  @Transform(toInt) @IsInt() @Min(1000) @Max(86_400_000) CONSUMER_STALL_UNREADY_MS = 60000;
   @Transform(toInt) @IsInt() @Min(1) @Max(24 * 365) SPEED_LAYER_TTL_HOURS = 24;
   @Matches(/^\s*\d{1,4}[mh]\s*(,\s*\d{1,4}[mh]\s*)*$/, {
     message: 'AGGREGATION_WINDOWS must be a comma list like 5m or 1m,5m,1h',
@@ -55,6 +56,7 @@ class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(0) @Max(86_400_000) AGGREGATION_ALLOWED_LATENESS_MS = 30000;
   @Transform(toInt) @IsInt() @Min(100) @Max(86_400_000) AGGREGATION_IDLE_MS = 10000;
   @Transform(toInt) @IsInt() @Min(50) @Max(600_000) AGGREGATION_FLUSH_MS = 1000;
+  @Transform(toInt) @IsInt() @Min(10) @Max(1_000_000) AGGREGATION_MAX_OPEN_WINDOWS = 20000;
   @IsString() API_KEYS = '';
   @Transform(toBool) @IsBoolean() READ_API_KEYS_REQUIRED = false;
   @Transform(toBool) @IsBoolean() ALLOW_ANONYMOUS_WRITES = false;
@@ -78,7 +80,14 @@ export interface AppConfig {
   stream: { name: string; shardCount: number };
   tables: { realtime: string; aggregates: string; dlq: string; leases: string };
   producer: { lingerMs: number; deadlineMs: number; maxBufferedRecords: number };
-  consumer: { enabled: boolean; leaseFailoverMs: number; maxAttempts: number };
+  consumer: {
+    enabled: boolean;
+    leaseFailoverMs: number;
+    /** The longest wait between two tries of a failing call (outages are retried without end). */
+    backoffMaxMs: number;
+    /** Readiness turns 503 once every held shard has been stalled this long. */
+    stallUnreadyMs: number;
+  };
   simulator: { enabled: boolean; cities: number; rate: number };
   speedLayer: { ttlHours: number };
   aggregation: AggregationSettings & { flushMs: number };
@@ -180,7 +189,8 @@ export function loadConfig(
     consumer: {
       enabled: vars.CONSUMER_ENABLED,
       leaseFailoverMs: vars.LEASE_FAILOVER_MS,
-      maxAttempts: vars.CONSUMER_MAX_ATTEMPTS,
+      backoffMaxMs: vars.CONSUMER_BACKOFF_MAX_MS,
+      stallUnreadyMs: vars.CONSUMER_STALL_UNREADY_MS,
     },
     simulator: {
       enabled: vars.SIMULATOR_ENABLED ?? defaults.simulatorEnabled ?? false,
@@ -194,6 +204,7 @@ export function loadConfig(
       allowedLatenessMs: vars.AGGREGATION_ALLOWED_LATENESS_MS,
       idleMs: vars.AGGREGATION_IDLE_MS,
       flushMs: vars.AGGREGATION_FLUSH_MS,
+      maxOpenWindows: vars.AGGREGATION_MAX_OPEN_WINDOWS,
     },
     apiKeys,
     readApiKeysRequired: vars.READ_API_KEYS_REQUIRED,

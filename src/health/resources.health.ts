@@ -5,6 +5,7 @@ import { HealthIndicatorService } from '@nestjs/terminus';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_CLIENT, KINESIS_CLIENT } from '../infra/aws/aws.tokens';
+import { PollerStatus } from '../stream-consumer/shard-poller';
 import { StreamConsumerService } from '../stream-consumer/stream-consumer.service';
 
 const TIMEOUT_MS = 2000;
@@ -65,9 +66,15 @@ export class ResourcesHealthIndicator {
       : indicator.down(data);
   }
 
+  /**
+   * Up while the consumer runs, unless every shard it holds has been stalled on a failing
+   * dependency for longer than CONSUMER_STALL_UNREADY_MS.
+   */
   consumerState() {
     const indicator = this.health.check('consumer');
     const status = this.consumer.status();
+    const now = Date.now();
+    const stalledFor = (s: PollerStatus) => (s.stall ? now - s.stall.since : 0);
     const shards = Object.fromEntries(
       status.shards.map((s) => [
         s.shardId,
@@ -75,6 +82,14 @@ export class ResourcesHealthIndicator {
           state: s.state,
           millis_behind_latest: s.millisBehindLatest ?? null,
           last_read_at: s.lastReadAt ?? null,
+          ...(s.stall
+            ? {
+                stalled_ms: stalledFor(s),
+                stalled_on: s.stall.on,
+                attempts: s.stall.attempts,
+                last_error: s.stall.lastError,
+              }
+            : {}),
         },
       ]),
     );
@@ -84,8 +99,17 @@ export class ResourcesHealthIndicator {
       live_instances: status.liveInstances,
       leases_held: status.shards.length,
       shards,
+      quarantined: Object.fromEntries(
+        status.quarantined.map((q) => [
+          q.shardId,
+          { reason: q.reason, failures: q.failures, retry_in_ms: Math.round(q.retryInMs) },
+        ]),
+      ),
       lease_owners: Object.fromEntries(status.leases.map((l) => [l.shardId, l.owner])),
     };
-    return status.state === 'stopped' ? indicator.down(data) : indicator.up(data);
+    const allStalled =
+      status.shards.length > 0 &&
+      status.shards.every((s) => stalledFor(s) > this.config.consumer.stallUnreadyMs);
+    return status.state === 'stopped' || allStalled ? indicator.down(data) : indicator.up(data);
   }
 }

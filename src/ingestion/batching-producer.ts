@@ -1,5 +1,6 @@
 import type { PutRecordsRequestEntry, PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import { AppError, ErrorCode } from '../common/app-error';
+import { backoffDelay } from '../common/backoff';
 
 export const MAX_RECORDS_PER_CALL = 500;
 export const MAX_BYTES_PER_CALL = 5 * 1024 * 1024;
@@ -191,9 +192,6 @@ export class BatchingProducer {
   /** The failed entries of one call go back together, after one jittered back-off. */
   private retry(entries: Entry[], reason: string): void {
     this.options.onRetry?.(entries.length, reason);
-    const random = this.options.random ?? Math.random;
-    const base = this.options.backoffBaseMs ?? 25;
-    const cap = this.options.backoffCapMs ?? 2000;
     const live = entries.filter((entry) => {
       if (entry.group.settled) this.release(1);
       return !entry.group.settled;
@@ -201,7 +199,11 @@ export class BatchingProducer {
     if (live.length === 0) return;
     for (const entry of live) entry.attempts += 1;
     const attempts = Math.max(...live.map((e) => e.attempts));
-    const delay = Math.round(random() * Math.min(cap, base * 2 ** attempts));
+    const delay = backoffDelay(
+      attempts,
+      { baseMs: this.options.backoffBaseMs ?? 25, capMs: this.options.backoffCapMs ?? 2000 },
+      this.options.random,
+    );
     const due = live.filter((entry) => {
       if (Date.now() + delay <= entry.group.deadline) return true;
       this.giveUp(entry.group);

@@ -66,6 +66,39 @@ export class MetricsService {
     help: 'Checkpoints whose window state exceeded a transaction and was saved without message ids',
     registers: [this.registry],
   });
+  readonly consumerRetries = new Counter({
+    name: 'aq_consumer_retries_total',
+    help: 'Failed calls of the shard pollers that were retried after a back-off, by operation',
+    labelNames: ['operation'],
+    registers: [this.registry],
+  });
+  readonly shardStalled = new Gauge({
+    name: 'aq_shard_stalled_seconds',
+    help: 'Per shard held by this instance: how long it has been waiting for a failing dependency (0: not stalled)',
+    labelNames: ['shard'],
+    registers: [this.registry],
+  });
+  readonly aggregatesRefused = new Counter({
+    name: 'aq_aggregate_writes_refused_total',
+    help: 'Window results the aggregates table refused, by what it held (a final, or a larger partial)',
+    labelNames: ['stored'],
+    registers: [this.registry],
+  });
+  readonly windowsClosedEarly = new Counter({
+    name: 'aq_windows_finalised_early_total',
+    help: 'Windows finalised before their time because a shard reached AGGREGATION_MAX_OPEN_WINDOWS or the state size limit',
+    registers: [this.registry],
+  });
+  readonly leaseRenewalFailures = new Counter({
+    name: 'aq_lease_renewal_failures_total',
+    help: 'Lease renewals that failed or timed out (a lease taken by another instance is not counted)',
+    registers: [this.registry],
+  });
+  readonly shardsQuarantined = new Gauge({
+    name: 'aq_shards_quarantined',
+    help: 'Shards this instance released and will not take for a while: their window state could not be restored',
+    registers: [this.registry],
+  });
   readonly iteratorAge = new Gauge({
     name: 'aq_shard_iterator_age_seconds',
     help: 'Per shard held by this instance: how far behind the tip of the stream the last read was',

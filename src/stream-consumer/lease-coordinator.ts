@@ -5,7 +5,7 @@ import {
   LeaseStore,
   SHARD_END,
 } from './lease.repository';
-import { Checkpointer, PollerStatus } from './shard-poller';
+import { PollerStatus } from './shard-poller';
 
 export interface ShardInfo {
   shardId: string;
@@ -26,8 +26,10 @@ export interface CoordinatorOptions {
   failoverMs: number;
   discoveryIntervalMs: number;
   listShards(): Promise<ShardInfo[]>;
-  startWorker(lease: Lease, checkpointer: Checkpointer): Worker;
-  log: { log(message: string): void; warn(message: string): void };
+  startWorker(lease: Lease): Worker;
+  log: { log(message: string): void; warn(message: string): void; error(message: string): void };
+  /** Counts renewals that failed or timed out (not lost leases). */
+  onRenewalFailure?(): void;
   /** Monotonic milliseconds. */
   now?: () => number;
 }
@@ -42,8 +44,18 @@ interface Held {
   lease: Lease;
   worker: Worker;
   renewedAt: number;
-  lock: Promise<unknown>;
+  renewing?: Promise<void>;
 }
+
+/** A shard this instance will not take for a while: its window state could not be restored. */
+export interface Quarantine {
+  shardId: string;
+  reason: string;
+  failures: number;
+  retryInMs: number;
+}
+
+const QUARANTINE_MAX_MS = 30 * 60_000;
 
 export interface LeaseView {
   shardId: string;
@@ -53,20 +65,26 @@ export interface LeaseView {
 }
 
 /**
- * KCL-style lease coordination through the lease table alone. Each tick: heartbeat, renew held
- * leases (conditional on leaseCounter), read the table, take released or expired leases up to
- * ceil(active shards / live instances), else steal one from the most loaded instance. A child
- * shard is eligible only once every parent is checkpointed at SHARD_END. Renewals and checkpoints
- * of one lease never overlap, so a renewal cannot make a checkpoint fail.
+ * KCL-style lease coordination through the lease table alone. A renewal loop renews every held
+ * lease in parallel, each call bounded by a timeout, so one slow lease delays only itself. A
+ * cycle loop heartbeats, reads the table, takes released or expired leases up to
+ * ceil(active shards / live instances), else steals one from the most loaded instance. A child
+ * shard is eligible only once every parent is checkpointed at SHARD_END. Renewals move
+ * leaseCounter while checkpoints are fenced by leaseEpoch, so neither can break the other.
  */
 export class LeaseCoordinator {
   private readonly held = new Map<string, Held>();
   private readonly leaseSeen = new Map<string, Observation>();
   private readonly instanceSeen = new Map<string, Observation>();
+  private readonly quarantined = new Map<
+    string,
+    Omit<Quarantine, 'retryInMs'> & { until: number }
+  >();
   private view: LeaseView[] = [];
   private liveInstances = 1;
   private lastDiscovery = Number.NEGATIVE_INFINITY;
   private timer?: NodeJS.Timeout;
+  private renewTimer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
   private stopped = false;
   private readonly now: () => number;
@@ -87,6 +105,11 @@ export class LeaseCoordinator {
     return Math.max(100, Math.floor(this.options.failoverMs / 6));
   }
 
+  /** A renewal that has not answered after this long failed; the next one comes a cycle later. */
+  get renewTimeoutMs(): number {
+    return Math.max(100, Math.floor(this.options.failoverMs / 4));
+  }
+
   start(): void {
     const loop = async () => {
       this.ticking = this.tick().catch((error: Error) =>
@@ -95,35 +118,70 @@ export class LeaseCoordinator {
       await this.ticking;
       if (!this.stopped) this.timer = setTimeout(() => void loop(), this.cycleIntervalMs);
     };
+    // Each interval renews every held lease; a renewal still in flight is not doubled, so a
+    // hung one delays neither the others nor the next interval.
+    const renewLoop = () => {
+      void this.renewAll();
+      if (!this.stopped) this.renewTimer = setTimeout(renewLoop, this.cycleIntervalMs);
+    };
     void loop();
+    this.renewTimer = setTimeout(renewLoop, this.cycleIntervalMs);
   }
 
   /** Stops every worker after its batch in flight, then releases the leases and the heartbeat. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.ticking;
+    clearTimeout(this.renewTimer);
+    await Promise.all([this.ticking, ...[...this.held.values()].map((h) => h.renewing)]);
     const held = [...this.held.values()];
     for (const h of held) h.worker.stop();
     await Promise.allSettled(held.map((h) => h.worker.done));
-    await Promise.allSettled(held.map((h) => this.exclusive(h, () => this.store.release(h.lease))));
+    const released = await Promise.allSettled(held.map((h) => this.store.release(h.lease)));
+    released.forEach((r, i) => {
+      if (r.status === 'rejected')
+        this.options.log.warn(
+          `${held[i].lease.leaseKey}: release failed, others take it after the failover time: ${(r.reason as Error).message}`,
+        );
+    });
     this.held.clear();
-    await this.store.removeInstance(this.options.owner).catch(() => undefined);
+    await this.store
+      .removeInstance(this.options.owner)
+      .catch((error: Error) =>
+        this.options.log.warn(`heartbeat removal failed: ${error.name}: ${error.message}`),
+      );
   }
 
-  status(): { owner: string; liveInstances: number; held: PollerStatus[]; leases: LeaseView[] } {
+  status(): {
+    owner: string;
+    liveInstances: number;
+    held: PollerStatus[];
+    leases: LeaseView[];
+    quarantined: Quarantine[];
+  } {
+    const now = this.now();
     return {
       owner: this.options.owner,
       liveInstances: this.liveInstances,
       held: [...this.held.values()].map((h) => h.worker.status()),
       leases: this.view,
+      quarantined: [...this.quarantined.values()]
+        .filter((q) => q.until > now)
+        .map(({ until, ...q }) => ({ ...q, retryInMs: until - now })),
     };
   }
 
-  /** One coordination cycle; exposed for tests. */
+  /**
+   * Renews every held lease at once; each renewal is bounded by renewTimeoutMs and affects only
+   * its own lease. A lease taken by another instance is dropped; one that could not be renewed
+   * stays held: its worker's writes are fenced in the table, so it learns of a loss there.
+   */
+  async renewAll(): Promise<void> {
+    await Promise.all([...this.held.values()].map((h) => this.renew(h)));
+  }
+
+  /** One coordination cycle (without renewal); exposed for tests. */
   async tick(): Promise<void> {
-    // Renewal first: nothing else failing (discovery, heartbeat) may let held leases expire.
-    await this.renew();
     await this.store
       .heartbeat(this.options.owner, this.held.size)
       .catch((error: Error) =>
@@ -157,26 +215,32 @@ export class LeaseCoordinator {
       await this.store.create(shard.shardId, shard.parentShardIds, shard.hashRange);
   }
 
-  private async renew(): Promise<void> {
-    for (const h of [...this.held.values()]) {
-      try {
-        await this.exclusive(h, () => this.store.renew(h.lease));
-        h.renewedAt = this.now();
-      } catch (error) {
-        if (error instanceof LeaseLostError) {
-          this.options.log.warn(`${h.lease.leaseKey}: lease taken by another instance, stopping`);
-          this.drop(h);
-        } else if (this.now() - h.renewedAt > this.options.failoverMs) {
-          // Others may already count the lease as expired: stop before they take it.
+  private renew(h: Held): Promise<void> {
+    // A renewal still in flight (it has its own timeout) is not doubled.
+    h.renewing ??= this.store
+      .renew(h.lease, AbortSignal.timeout(this.renewTimeoutMs))
+      .then(
+        () => {
+          h.renewedAt = this.now();
+        },
+        (error: Error) => {
+          if (error instanceof LeaseLostError) {
+            this.options.log.warn(`${h.lease.leaseKey}: lease taken by another instance, stopping`);
+            this.drop(h);
+            return;
+          }
+          if (this.held.get(h.lease.leaseKey) !== h) return;
+          this.options.onRenewalFailure?.();
+          const late = this.now() - h.renewedAt;
           this.options.log.warn(
-            `${h.lease.leaseKey}: lease not renewed within the failover time, stopping`,
+            `${h.lease.leaseKey}: lease renewal failed (last renewed ${Math.round(late)} ms ago): ${error.name}: ${error.message}`,
           );
-          this.drop(h);
-        } else {
-          throw error;
-        }
-      }
-    }
+        },
+      )
+      .finally(() => {
+        h.renewing = undefined;
+      });
+    return h.renewing;
   }
 
   private observe(leases: Lease[], instances: InstanceHeartbeat[], now: number): void {
@@ -204,7 +268,13 @@ export class LeaseCoordinator {
     );
     for (const dead of instances.filter((i) => !live.includes(i))) {
       if (now - this.instanceSeen.get(dead.owner)!.changedAt > 3 * this.options.failoverMs) {
-        void this.store.removeInstance(dead.owner, dead.leaseCounter).catch(() => undefined);
+        void this.store
+          .removeInstance(dead.owner, dead.leaseCounter)
+          .catch((error: Error) =>
+            this.options.log.warn(
+              `removing the heartbeat of ${dead.owner} failed: ${error.message}`,
+            ),
+          );
       }
     }
   }
@@ -222,7 +292,10 @@ export class LeaseCoordinator {
       return parent === undefined || parent.checkpoint === SHARD_END;
     };
     const eligible = leases.filter(
-      (l) => l.checkpoint !== SHARD_END && l.parentShardIds.every(finished),
+      (l) =>
+        l.checkpoint !== SHARD_END &&
+        l.parentShardIds.every(finished) &&
+        !((this.quarantined.get(l.leaseKey)?.until ?? 0) > now),
     );
     const target = Math.ceil(eligible.length / this.liveInstances);
     const free = eligible.filter(
@@ -250,30 +323,42 @@ export class LeaseCoordinator {
   private async takeAndStart(seen: Lease): Promise<void> {
     const lease = await this.store.take(seen, this.options.owner);
     if (!lease) return;
-    const h: Held = { lease, renewedAt: this.now(), lock: Promise.resolve(), worker: undefined! };
-    h.worker = this.options.startWorker(lease, {
-      checkpoint: (l, sequenceNumber, state) =>
-        this.exclusive(h, () => this.store.checkpoint(l, sequenceNumber, state)),
-    });
+    const h: Held = { lease, renewedAt: this.now(), worker: this.options.startWorker(lease) };
     this.held.set(lease.leaseKey, h);
-    void h.worker.done.finally(() => {
-      if (this.held.get(lease.leaseKey) !== h) return;
-      this.held.delete(lease.leaseKey);
-      // Ended at SHARD_END, or failed: give the lease back for the next cycle.
-      if (!this.stopped)
-        void this.exclusive(h, () => this.store.release(lease)).catch(() => undefined);
-    });
-    this.options.log.log(`${lease.leaseKey}: lease taken (counter ${lease.leaseCounter})`);
+    void h.worker.done.finally(() => this.finished(h));
+    this.options.log.log(`${lease.leaseKey}: lease taken (epoch ${lease.leaseEpoch})`);
+  }
+
+  /** A worker ended at SHARD_END, or failed: give the lease back for the next cycle. */
+  private finished(h: Held): void {
+    const { leaseKey } = h.lease;
+    if (this.held.get(leaseKey) !== h) return;
+    this.held.delete(leaseKey);
+    const status = h.worker.status();
+    if (status.state === 'failed') {
+      const failures = (this.quarantined.get(leaseKey)?.failures ?? 0) + 1;
+      const forMs = Math.min(QUARANTINE_MAX_MS, this.options.failoverMs * 6 * 2 ** (failures - 1));
+      this.quarantined.set(leaseKey, {
+        shardId: leaseKey,
+        reason: status.failure ?? 'failed',
+        failures,
+        until: this.now() + forMs,
+      });
+      this.options.log.error(
+        `${leaseKey}: released and not taken again by this instance for ${Math.round(forMs / 1000)} s: ${status.failure}`,
+      );
+    }
+    if (this.stopped) return;
+    void this.store
+      .release(h.lease)
+      .catch((error: Error) =>
+        this.options.log.warn(`${leaseKey}: release failed: ${error.name}: ${error.message}`),
+      );
   }
 
   private drop(h: Held): void {
-    this.held.delete(h.lease.leaseKey);
+    // A renewal that lands late must not drop the lease this instance has taken again since.
+    if (this.held.get(h.lease.leaseKey) === h) this.held.delete(h.lease.leaseKey);
     h.worker.stop();
-  }
-
-  private exclusive<T>(h: Held, action: () => Promise<T>): Promise<T> {
-    const run = h.lock.then(action, action);
-    h.lock = run.catch(() => undefined);
-    return run;
   }
 }

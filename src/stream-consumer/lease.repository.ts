@@ -1,19 +1,22 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
-  BatchGetCommand,
   DeleteCommand,
-  GetCommand,
   DynamoDBDocumentClient,
+  GetCommand,
   PutCommand,
   ScanCommand,
-  TransactWriteCommand,
+  TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
+import { HashRange } from '../aggregation/hash-range';
+import { UnrestorableStateError } from '../aggregation/shard-aggregation';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
+import { getAll } from '../infra/aws/batch-write';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 export const SHARD_END = 'SHARD_END';
 /** Items of the lease table that are not shard leases start with this (heartbeats, state). */
@@ -24,6 +27,12 @@ export interface Lease {
   leaseKey: string;
   leaseOwner: string | null;
   leaseCounter: number;
+  /**
+   * Moves each time the lease changes hands (a fencing token): every write of an owner is
+   * conditional on it, so renewals (which move leaseCounter) never break a checkpoint, and an
+   * owner that lost the lease, even for a moment, can never write again.
+   */
+  leaseEpoch: number;
   /** The last sequence number stored or dead-lettered, or SHARD_END; absent before the first. */
   checkpoint?: string;
   parentShardIds: string[];
@@ -64,19 +73,23 @@ export interface LeaseStore {
   ): Promise<void>;
   /** Takes `seen` for `owner` if its counter is still `seen.leaseCounter`; undefined if not. */
   take(seen: Lease, owner: string): Promise<Lease | undefined>;
-  /** Increments the counter; throws LeaseLostError when owner or counter moved. */
-  renew(lease: Lease): Promise<void>;
-  checkpoint(lease: Lease, sequenceNumber: string, state?: Buffer[]): Promise<void>;
+  /** Increments the counter; throws LeaseLostError when owner or epoch moved. */
+  renew(lease: Lease, signal?: AbortSignal): Promise<void>;
   release(lease: Lease): Promise<void>;
   heartbeat(owner: string, leasesHeld: number): Promise<void>;
   removeInstance(owner: string, leaseCounter?: number): Promise<void>;
 }
 
 const isConditionFailure = (error: unknown) => error instanceof ConditionalCheckFailedException;
+const OWNED = 'leaseOwner = :owner AND leaseEpoch = :epoch';
+const ownedValues = (lease: Lease) => ({ ':owner': lease.leaseOwner, ':epoch': lease.leaseEpoch });
+const asLease = (item: Record<string, unknown> | undefined) =>
+  ({ parentShardIds: [], leaseEpoch: 0, ...item }) as unknown as Lease;
 
 /**
- * Leases, checkpoints and heartbeats in the lease table. Every write to a lease is conditional on
- * `leaseCounter` and owner, so an instance that lost a lease can never move its checkpoint.
+ * Leases, checkpoints and heartbeats in the lease table. Every write of an owner is conditional
+ * on `leaseOwner` and `leaseEpoch`, so an instance that lost a lease can never move its
+ * checkpoint; taking a lease is conditional on the `leaseCounter` the taker saw standing still.
  */
 @Injectable()
 export class LeaseRepository implements LeaseStore {
@@ -104,8 +117,7 @@ export class LeaseRepository implements LeaseStore {
       for (const item of page.Items ?? []) {
         const key = item.leaseKey as string;
         if (key.startsWith(INSTANCE_PREFIX)) instances.push(item as InstanceHeartbeat);
-        else if (key.startsWith('shardId-'))
-          leases.push({ parentShardIds: [], ...item } as unknown as Lease);
+        else if (key.startsWith('shardId-')) leases.push(asLease(item));
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey);
@@ -121,6 +133,7 @@ export class LeaseRepository implements LeaseStore {
       leaseKey: shardId,
       leaseOwner: null,
       leaseCounter: 0,
+      leaseEpoch: 0,
       parentShardIds,
       ownerSwitchesSinceCheckpoint: 0,
       ...hashRange,
@@ -145,66 +158,109 @@ export class LeaseRepository implements LeaseStore {
           TableName: this.table,
           Key: { leaseKey: seen.leaseKey },
           UpdateExpression:
-            'SET leaseOwner = :owner, leaseCounter = leaseCounter + :one, ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :switched',
+            'SET leaseOwner = :owner, leaseCounter = leaseCounter + :one, leaseEpoch = if_not_exists(leaseEpoch, :zero) + :one, ' +
+            'ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :switched',
           ConditionExpression: 'leaseCounter = :counter',
           ExpressionAttributeValues: {
             ':owner': owner,
             ':one': 1,
+            ':zero': 0,
             ':switched': seen.leaseOwner !== owner ? 1 : 0,
             ':counter': seen.leaseCounter,
           },
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return { parentShardIds: [], ...Attributes } as unknown as Lease;
+      return asLease(Attributes);
     } catch (error) {
       if (isConditionFailure(error)) return undefined;
       throw error;
     }
   }
 
-  async renew(lease: Lease): Promise<void> {
-    await this.ownedUpdate(lease, 'SET leaseCounter = leaseCounter + :one', { ':one': 1 });
+  async renew(lease: Lease, signal?: AbortSignal): Promise<void> {
+    await this.ownedUpdate(lease, 'SET leaseCounter = leaseCounter + :one', { ':one': 1 }, signal);
     lease.leaseCounter += 1;
   }
 
   /**
-   * Moves the checkpoint; with `state`, writes the window state in the same transaction, so the
-   * state always matches the checkpoint. Throws LeaseLostError when the lease changed hands.
+   * The transaction items that move the checkpoint and replace the window state (cut into
+   * `state` chunks), conditional on the lease being ours. Call `checkpointed` once they landed.
    */
-  async checkpoint(lease: Lease, sequenceNumber: string, state?: Buffer[]): Promise<void> {
-    if (state === undefined) {
-      await this.ownedUpdate(
-        lease,
-        'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero',
-        { ':checkpoint': sequenceNumber, ':zero': 0 },
-      );
-    } else {
-      await this.checkpointWithState(lease, sequenceNumber, state);
-    }
+  checkpointItems(lease: Lease, sequenceNumber: string, state: Buffer[]): TransactItem[] {
+    if (state.length > 98)
+      throw new Error(`window state of ${lease.leaseKey} is too large for one transaction`);
+    const previous = lease.stateChunks ?? 0;
+    return [
+      {
+        Update: {
+          TableName: this.table,
+          Key: { leaseKey: lease.leaseKey },
+          UpdateExpression:
+            'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero, stateChunks = :chunks',
+          ConditionExpression: OWNED,
+          ExpressionAttributeValues: {
+            ':checkpoint': sequenceNumber,
+            ':zero': 0,
+            ':chunks': state.length,
+            ...ownedValues(lease),
+          },
+        },
+      },
+      ...state.map((data, i) => ({
+        Put: { TableName: this.table, Item: { leaseKey: stateKey(lease.leaseKey, i), data } },
+      })),
+      ...Array.from({ length: Math.max(0, previous - state.length) }, (_, i) => ({
+        Delete: {
+          TableName: this.table,
+          Key: { leaseKey: stateKey(lease.leaseKey, state.length + i) },
+        },
+      })),
+    ];
+  }
+
+  checkpointed(lease: Lease, sequenceNumber: string, state: Buffer[]): void {
     lease.checkpoint = sequenceNumber;
     lease.ownerSwitchesSinceCheckpoint = 0;
+    lease.stateChunks = state.length;
+  }
+
+  /** A transaction item that holds only while the lease is ours: it fences the others. */
+  ownershipCheck(lease: Lease): TransactItem {
+    return {
+      ConditionCheck: {
+        TableName: this.table,
+        Key: { leaseKey: lease.leaseKey },
+        ConditionExpression: OWNED,
+        ExpressionAttributeValues: ownedValues(lease),
+      },
+    };
   }
 
   /** The window states its parents left at SHARD_END, for a child shard that starts afresh. */
-  async loadParentStates(lease: Lease): Promise<Buffer[]> {
-    const states: Buffer[] = [];
+  async loadParentStates(lease: Lease): Promise<{ state: Buffer; range?: HashRange }[]> {
+    const states: { state: Buffer; range?: HashRange }[] = [];
     for (const parentId of lease.parentShardIds) {
       const { Item } = await this.db.send(
         new GetCommand({
           TableName: this.table,
           Key: { leaseKey: parentId },
           ConsistentRead: true,
-          ProjectionExpression: 'leaseKey, stateChunks',
+          ProjectionExpression: 'leaseKey, stateChunks, startingHashKey, endingHashKey',
         }),
       );
-      const state = Item ? await this.loadState(Item as Lease) : undefined;
-      if (state) states.push(state);
+      if (!Item) continue;
+      const parent = Item as Lease;
+      const state = await this.loadState(parent);
+      if (state) states.push({ state, range: hashRangeOf(parent) });
     }
     return states;
   }
 
-  /** The window state saved with the lease's checkpoint, or undefined when there is none. */
+  /**
+   * The window state saved with the lease's checkpoint, or undefined when there is none. Throws
+   * UnrestorableStateError when chunks are missing.
+   */
   async loadState(lease: Pick<Lease, 'leaseKey' | 'stateChunks'>): Promise<Buffer | undefined> {
     const count = lease.stateChunks ?? 0;
     if (count === 0) return undefined;
@@ -212,70 +268,14 @@ export class LeaseRepository implements LeaseStore {
       leaseKey: stateKey(lease.leaseKey, i),
     }));
     const found = new Map<string, Uint8Array>();
-    let request = keys;
-    while (request.length > 0) {
-      const output = await this.db.send(
-        new BatchGetCommand({
-          RequestItems: { [this.table]: { Keys: request, ConsistentRead: true } },
-        }),
+    for (const item of await getAll(this.db, this.table, keys))
+      found.set(item.leaseKey as string, item.data as Uint8Array);
+    if (found.size !== count)
+      throw new UnrestorableStateError(
+        lease.leaseKey,
+        `${count - found.size} of its ${count} chunk(s) are missing`,
       );
-      for (const item of output.Responses?.[this.table] ?? []) found.set(item.leaseKey, item.data);
-      request = (output.UnprocessedKeys?.[this.table]?.Keys ?? []) as typeof keys;
-    }
-    if (found.size !== count) throw new Error(`window state of ${lease.leaseKey} is incomplete`);
     return Buffer.concat(keys.map((k) => Buffer.from(found.get(k.leaseKey)!)));
-  }
-
-  private async checkpointWithState(
-    lease: Lease,
-    sequenceNumber: string,
-    state: Buffer[],
-  ): Promise<void> {
-    if (state.length > 98)
-      throw new Error(`window state of ${lease.leaseKey} is too large for one transaction`);
-    const previous = lease.stateChunks ?? 0;
-    try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: { leaseKey: lease.leaseKey },
-                UpdateExpression:
-                  'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero, stateChunks = :chunks',
-                ConditionExpression: 'leaseOwner = :owner AND leaseCounter = :counter',
-                ExpressionAttributeValues: {
-                  ':checkpoint': sequenceNumber,
-                  ':zero': 0,
-                  ':chunks': state.length,
-                  ':owner': lease.leaseOwner,
-                  ':counter': lease.leaseCounter,
-                },
-              },
-            },
-            ...state.map((data, i) => ({
-              Put: { TableName: this.table, Item: { leaseKey: stateKey(lease.leaseKey, i), data } },
-            })),
-            ...Array.from({ length: Math.max(0, previous - state.length) }, (_, i) => ({
-              Delete: {
-                TableName: this.table,
-                Key: { leaseKey: stateKey(lease.leaseKey, state.length + i) },
-              },
-            })),
-          ],
-        }),
-      );
-      lease.stateChunks = state.length;
-    } catch (error) {
-      if (
-        error instanceof TransactionCanceledException &&
-        error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
-      ) {
-        throw new LeaseLostError(lease.leaseKey);
-      }
-      throw error;
-    }
   }
 
   /** Gives the lease up (owner cleared) so another instance can take it at once. */
@@ -285,6 +285,7 @@ export class LeaseRepository implements LeaseStore {
         ':none': null,
         ':one': 1,
       });
+      lease.leaseOwner = null;
     } catch (error) {
       if (!(error instanceof LeaseLostError)) throw error;
     }
@@ -332,6 +333,7 @@ export class LeaseRepository implements LeaseStore {
     lease: Lease,
     update: string,
     values: Record<string, unknown>,
+    signal?: AbortSignal,
   ): Promise<void> {
     try {
       await this.db.send(
@@ -339,17 +341,23 @@ export class LeaseRepository implements LeaseStore {
           TableName: this.table,
           Key: { leaseKey: lease.leaseKey },
           UpdateExpression: update,
-          ConditionExpression: 'leaseOwner = :owner AND leaseCounter = :counter',
-          ExpressionAttributeValues: {
-            ...values,
-            ':owner': lease.leaseOwner,
-            ':counter': lease.leaseCounter,
-          },
+          ConditionExpression: OWNED,
+          ExpressionAttributeValues: { ...values, ...ownedValues(lease) },
         }),
+        { abortSignal: signal },
       );
     } catch (error) {
       if (isConditionFailure(error)) throw new LeaseLostError(lease.leaseKey);
       throw error;
     }
   }
+}
+
+/** The hash key range KCL stores on a lease, when it is there. */
+export function hashRangeOf(
+  lease: Pick<Lease, 'startingHashKey' | 'endingHashKey'>,
+): HashRange | undefined {
+  return lease.startingHashKey && lease.endingHashKey
+    ? { start: BigInt(lease.startingHashKey), end: BigInt(lease.endingHashKey) }
+    : undefined;
 }

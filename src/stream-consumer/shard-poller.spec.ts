@@ -1,41 +1,31 @@
-import { Measurement } from '../domain/measurement';
-import { DeadLetter } from './dead-letter.repository';
-import { Lease, LeaseLostError, SHARD_END } from './lease.repository';
-import { StreamRecord } from './record-decoder';
-import type { Aggregate } from '../aggregation/window-aggregator';
-import { WindowAggregator } from '../aggregation/window-aggregator';
+import { Logger } from '@nestjs/common';
+import { gunzipSync } from 'node:zlib';
+import { UnrestorableStateError, WindowedShardAggregation } from '../aggregation/shard-aggregation';
 import { parseWindowSizes } from '../aggregation/windows';
-import {
-  BatchSink,
-  Checkpointer,
-  PollerLog,
-  PollerTiming,
-  ShardPoller,
-  ShardAggregation,
-  ShardReader,
-} from './shard-poller';
+import { Measurement } from '../domain/measurement';
+import { MetricsService } from '../metrics/metrics.service';
+import { DeadLetter } from './dead-letter.repository';
+import { Lease, SHARD_END } from './lease.repository';
+import { StreamRecord } from './record-decoder';
+import { ShardCommitter } from './shard-committer';
+import { BatchSink, PollerTiming, ShardPoller, ShardReader } from './shard-poller';
+import { ShardRetrier } from './shard-retrier';
+import { FakeTables } from './testing/fake-tables';
 
 const SHARD = 'shardId-000000000001';
-const TIMING: PollerTiming = {
-  maxAttempts: 1_000_000,
-  minPollIntervalMs: 0,
-  idleDelayMs: 1,
-  retryBaseMs: 1,
-  retryCapMs: 2,
+const TIMING: PollerTiming = { minPollIntervalMs: 0, idleDelayMs: 1, stopCommitAttempts: 3 };
+const SETTINGS = {
+  sizes: parseWindowSizes('5m'),
+  outOfOrdernessMs: 5000,
+  allowedLatenessMs: 30000,
+  idleMs: 10000,
+  flushMs: 0,
+  maxOpenWindows: 1000,
 };
 
 type Page = Awaited<ReturnType<ShardReader['read']>>;
 
-const makeLease = (checkpoint?: string): Lease => ({
-  leaseKey: SHARD,
-  leaseOwner: 'worker-a',
-  leaseCounter: 3,
-  parentShardIds: [],
-  ownerSwitchesSinceCheckpoint: 0,
-  ...(checkpoint === undefined ? {} : { checkpoint }),
-});
-
-/** A valid measurement record (event time in the past). */
+/** A valid measurement record (event time in the past); its partition key is its city. */
 const valid = (seq: string, city = `city-${seq}`): StreamRecord => ({
   data: Buffer.from(
     JSON.stringify({
@@ -45,6 +35,7 @@ const valid = (seq: string, city = `city-${seq}`): StreamRecord => ({
       pm25_value: 12.0,
       pm10_value: 80,
       temperature_c: 18.4,
+      station_id: `st-${seq}`,
       ingestion_timestamp: '2025-06-01T08:00:01.000Z',
     }),
   ),
@@ -61,35 +52,33 @@ const garbage = (seq: string): StreamRecord => ({
 
 /** JSON, but pm25_value out of range: dead-lettered as validation_error. */
 const invalid = (seq: string): StreamRecord => {
-  const record = valid(seq);
-  const value = JSON.parse(Buffer.from(record.data).toString('utf8'));
+  const value = JSON.parse(Buffer.from(valid(seq).data).toString('utf8'));
   value.pm25_value = -3;
-  return { ...record, data: Buffer.from(JSON.stringify(value)) };
+  return { ...valid(seq), data: Buffer.from(JSON.stringify(value)) };
 };
 
-/** Shared, ordered log of every sink and checkpoint call. */
+const named = (name: string, message = name) => Object.assign(new Error(message), { name });
+
+/** Shared, ordered log of every sink and commit call. */
 type Events = string[];
 
-/** `failures` leading calls throw, then the call succeeds. */
+/** `failure(batch, attempt)` decides what a store call throws. */
 class FakeSink implements BatchSink {
   stored: Measurement[][] = [];
   deadLettered: DeadLetter[][] = [];
-  storeFailures = 0;
+  storeAttempts = 0;
+  failure?: (batch: Measurement[], attempt: number) => Error | undefined;
   deadLetterFailures = 0;
-  onStore?: (attempt: number) => void;
-  private storeAttempts = 0;
   private deadLetterAttempts = 0;
 
   constructor(private readonly events: Events) {}
 
   async store(measurements: Measurement[]): Promise<void> {
     this.storeAttempts += 1;
-    this.onStore?.(this.storeAttempts);
-    if (this.storeAttempts <= this.storeFailures) {
-      this.events.push('store:failed');
-      throw Object.assign(new Error('throttled'), {
-        name: 'ProvisionedThroughputExceededException',
-      });
+    const error = this.failure?.(measurements, this.storeAttempts);
+    if (error) {
+      this.events.push(`store-failed:${measurements.length}`);
+      throw error;
     }
     this.events.push(`store:${measurements.length}`);
     this.stored.push(measurements);
@@ -98,30 +87,11 @@ class FakeSink implements BatchSink {
   async deadLetter(letters: DeadLetter[]): Promise<void> {
     this.deadLetterAttempts += 1;
     if (this.deadLetterAttempts <= this.deadLetterFailures) {
-      this.events.push('deadLetter:failed');
-      throw new Error('dlq table unreachable');
+      this.events.push('deadLetter-failed');
+      throw named('InternalServerError', 'dlq table unreachable');
     }
     this.events.push(`deadLetter:${letters.length}`);
     this.deadLettered.push(letters);
-  }
-}
-
-/** Moves lease.checkpoint like the real repository; `fail` decides what a call throws. */
-class FakeCheckpointer implements Checkpointer {
-  calls: string[] = [];
-  fail?: (sequenceNumber: string) => Error | undefined;
-
-  constructor(private readonly events: Events) {}
-
-  async checkpoint(lease: Lease, sequenceNumber: string): Promise<void> {
-    const error = this.fail?.(sequenceNumber);
-    if (error) {
-      this.events.push(`checkpoint-failed:${sequenceNumber}`);
-      throw error;
-    }
-    this.events.push(`checkpoint:${sequenceNumber}`);
-    this.calls.push(sequenceNumber);
-    lease.checkpoint = sequenceNumber;
   }
 }
 
@@ -145,57 +115,94 @@ class FakeReader implements ShardReader {
   }
 }
 
+/** Reads `batches` one page each, then stays idle (an open shard) unless `closed`. */
+const pagesOf =
+  (batches: StreamRecord[][], closed = false) =>
+  (_iterator: string, readNumber: number): Page => {
+    if (readNumber <= batches.length)
+      return {
+        records: batches[readNumber - 1],
+        next: `after-${readNumber}`,
+        millisBehindLatest: 0,
+      };
+    return { records: [], next: closed ? undefined : `idle-${readNumber}`, millisBehindLatest: 0 };
+  };
+
 function setup(
   options: {
-    lease?: Lease;
     pages?: (iterator: string, readNumber: number) => Page;
-    timing?: Partial<PollerTiming>;
+    checkpoint?: string;
+    tables?: FakeTables;
+    owner?: string;
   } = {},
 ) {
   const events: Events = [];
-  const lease = options.lease ?? makeLease();
+  const tables = options.tables ?? new FakeTables();
+  const lease: Lease = tables.take(SHARD, options.owner ?? 'worker-a');
+  if (options.checkpoint !== undefined) {
+    lease.checkpoint = options.checkpoint;
+    tables.leases.get(SHARD)!.checkpoint = options.checkpoint;
+  }
   const sink = new FakeSink(events);
-  const checkpointer = new FakeCheckpointer(events);
   const reader = new FakeReader(options.pages ?? (() => ({ records: [], next: undefined })));
-  const log: PollerLog = { warn: jest.fn(), error: jest.fn() };
-  const poller = new ShardPoller(lease, reader, sink, checkpointer, log, {
-    ...TIMING,
-    ...options.timing,
-  });
-  return { events, lease, sink, checkpointer, reader, log, poller };
+  const log = { warn: jest.fn(), error: jest.fn() };
+  const metrics = new MetricsService();
+  const aggregation = new WindowedShardAggregation(
+    SHARD,
+    SETTINGS,
+    { loadState: () => tables.loadState(SHARD), loadParentStates: async () => [] },
+    metrics,
+    1024,
+  );
+  const store = {
+    commit: async (...args: Parameters<FakeTables['commit']>) => {
+      try {
+        const refused = await tables.commit(...args);
+        events.push(`commit:${args[2]}`);
+        return refused;
+      } catch (error) {
+        events.push(`commit-failed:${(error as Error).name}`);
+        throw error;
+      }
+    },
+  };
+  const latest = { flush: jest.fn(async () => void events.push('flush')) };
+  const committer = new ShardCommitter(lease, aggregation, store, latest);
+  const retrier = (signal: AbortSignal) =>
+    new ShardRetrier(SHARD, { baseMs: 1, capMs: 2 }, signal, { warn: log.warn });
+  const poller = new ShardPoller(lease, reader, sink, aggregation, committer, retrier, log, TIMING);
+  return { events, tables, lease, sink, reader, log, poller, latest };
+}
+
+/** Polls `condition` on the event loop until it holds (no sleeps as synchronisation). */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 20_000; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`never happened: ${what}`);
 }
 
 const cities = (batch: Measurement[]) => batch.map((m) => m.city_id);
+const commits = (events: Events) => events.filter((e) => e.startsWith('commit:'));
+
+beforeAll(() => Logger.overrideLogger(false));
 
 describe('ShardPoller', () => {
-  describe('processBatch: checkpoint decisions', () => {
-    it('checkpoints the last sequence number once every record is stored', async () => {
-      const { poller, sink, checkpointer, lease, events } = setup();
-
-      await expect(poller.processBatch([valid('101'), valid('102'), valid('103')])).resolves.toBe(
-        true,
-      );
-
-      expect(sink.stored).toHaveLength(1);
-      expect(cities(sink.stored[0])).toEqual(['city-101', 'city-102', 'city-103']);
-      expect(sink.stored[0][0].aqi_value).toBe(63);
-      expect(sink.deadLettered).toEqual([]);
-      expect(checkpointer.calls).toEqual(['103']);
-      expect(lease.checkpoint).toBe('103');
-      expect(events).toEqual(['store:3', 'checkpoint:103']);
-    });
-
-    it('dead-letters a poison record with its reason, stores the valid ones, and checkpoints after both', async () => {
-      const { poller, sink, checkpointer, events } = setup();
+  describe('store, dead-letter, then commit', () => {
+    it('stores the valid records, dead-letters the poison ones with their reason, and commits after both', async () => {
       const poisonParse = garbage('2');
       const poisonInvalid = invalid('4');
-
-      await expect(
-        poller.processBatch([valid('1'), poisonParse, valid('3'), poisonInvalid, valid('5')]),
-      ).resolves.toBe(true);
+      const { poller, sink, events, tables } = setup({
+        pages: pagesOf([[valid('1'), poisonParse, valid('3'), poisonInvalid, valid('5')]]),
+      });
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '5', 'the checkpoint at 5');
+      poller.stop();
+      await run;
 
       expect(cities(sink.stored[0])).toEqual(['city-1', 'city-3', 'city-5']);
-      expect(sink.deadLettered).toHaveLength(1);
+      expect(sink.stored[0][0].aqi_value).toBe(63);
       const [parse, validation] = sink.deadLettered[0];
       expect(parse).toEqual({
         record: poisonParse,
@@ -203,213 +210,254 @@ describe('ShardPoller', () => {
         reason: 'parse_error',
         message: 'record data is not valid JSON',
       });
-      expect(validation.record).toBe(poisonInvalid);
-      expect(validation.shardId).toBe(SHARD);
-      expect(validation.reason).toBe('validation_error');
+      expect(validation).toMatchObject({ record: poisonInvalid, reason: 'validation_error' });
       expect(validation.message).toContain('pm25_value');
-      expect(checkpointer.calls).toEqual(['5']);
-      expect(events.indexOf('checkpoint:5')).toBe(events.length - 1);
-      expect(events.slice(0, 2).sort()).toEqual(['deadLetter:2', 'store:3']);
+      // The latest items are flushed, then the commit lands, after the store and the DLQ write.
+      expect(events.slice(0, 4)).toEqual(['store:3', 'deadLetter:2', 'flush', 'commit:5']);
     });
 
-    it('checkpoints past a batch that ends with a poison record', async () => {
-      const { poller, sink, checkpointer } = setup();
-      await expect(poller.processBatch([valid('1'), garbage('2')])).resolves.toBe(true);
-      expect(sink.deadLettered[0].map((l) => l.record.sequenceNumber)).toEqual(['2']);
-      expect(checkpointer.calls).toEqual(['2']);
-    });
-
-    it('checkpoints a batch made only of poison records without calling store', async () => {
-      const { poller, sink, events } = setup();
-      await expect(poller.processBatch([garbage('7'), invalid('8')])).resolves.toBe(true);
+    it('commits a batch made only of poison records without calling store', async () => {
+      const { poller, sink, events, tables } = setup({
+        pages: pagesOf([[garbage('7'), invalid('8')]]),
+      });
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '8', 'the checkpoint at 8');
+      poller.stop();
+      await run;
       expect(sink.stored).toEqual([]);
-      expect(events).toEqual(['deadLetter:2', 'checkpoint:8']);
+      expect(events.slice(0, 3)).toEqual(['deadLetter:2', 'flush', 'commit:8']);
     });
 
-    it('retries a failing store and checkpoints only after it succeeded', async () => {
-      const { poller, sink, events, log } = setup();
-      sink.storeFailures = 2;
-
-      await expect(poller.processBatch([valid('1'), valid('2')])).resolves.toBe(true);
-
-      expect(events).toEqual(['store:failed', 'store:failed', 'store:2', 'checkpoint:2']);
-      expect(log.warn).toHaveBeenCalledTimes(2);
-    });
-
-    it('does not checkpoint until a failing dead-letter write succeeds', async () => {
-      const { poller, sink, events } = setup();
-      sink.deadLetterFailures = 3;
-
-      await expect(poller.processBatch([valid('1'), garbage('2'), valid('3')])).resolves.toBe(true);
-
-      expect(events.filter((e) => e.startsWith('deadLetter'))).toEqual([
-        'deadLetter:failed',
-        'deadLetter:failed',
-        'deadLetter:failed',
-        'deadLetter:1',
+    it('saves the window state with the checkpoint, and the windows it writes with it', async () => {
+      const { poller, tables } = setup({ pages: pagesOf([[valid('1', 'c'), valid('2', 'c')]]) });
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '2', 'the checkpoint at 2');
+      poller.stop();
+      await run;
+      const state = JSON.parse(gunzipSync((await tables.loadState(SHARD))!).toString());
+      expect(state.windows).toHaveLength(1);
+      expect(state.windows[0][5]).toBe(2);
+      expect([...tables.aggregates.values()]).toEqual([
+        expect.objectContaining({ city_id: 'c', record_count: 2, final: false }),
       ]);
-      expect(events.filter((e) => e.startsWith('checkpoint'))).toEqual(['checkpoint:3']);
-      expect(events.indexOf('checkpoint:3')).toBeGreaterThan(events.indexOf('deadLetter:1'));
-      expect(events.indexOf('checkpoint:3')).toBeGreaterThan(events.indexOf('store:2'));
-      expect(events[events.length - 1]).toBe('checkpoint:3');
-    });
-
-    it('returns false and writes no checkpoint when stopped while the store keeps failing', async () => {
-      const { poller, sink, checkpointer, lease } = setup({ lease: makeLease('0') });
-      sink.storeFailures = Number.POSITIVE_INFINITY;
-      sink.onStore = (attempt) => {
-        if (attempt === 2) poller.stop();
-      };
-
-      await expect(poller.processBatch([valid('1'), valid('2')])).resolves.toBe(false);
-
-      expect(sink.stored).toEqual([]);
-      expect(checkpointer.calls).toEqual([]);
-      expect(lease.checkpoint).toBe('0');
-    });
-
-    it('retries a failing checkpoint until it is written', async () => {
-      const { poller, checkpointer, events } = setup();
-      let failures = 2;
-      checkpointer.fail = () => (failures-- > 0 ? new Error('dynamodb timeout') : undefined);
-
-      await expect(poller.processBatch([valid('1')])).resolves.toBe(true);
-
-      expect(events).toEqual([
-        'store:1',
-        'checkpoint-failed:1',
-        'checkpoint-failed:1',
-        'checkpoint:1',
-      ]);
-    });
-
-    it('propagates LeaseLostError from the checkpoint without retrying', async () => {
-      const { poller, checkpointer, events } = setup();
-      checkpointer.fail = () => new LeaseLostError(SHARD);
-
-      await expect(poller.processBatch([valid('1')])).rejects.toBeInstanceOf(LeaseLostError);
-      expect(events).toEqual(['store:1', 'checkpoint-failed:1']);
     });
   });
 
-  describe('run()', () => {
-    it('starts a new lease from TRIM_HORIZON (no checkpoint) and a held lease after its checkpoint', async () => {
+  describe('outages stall, never discard', () => {
+    it('retries a failing speed-layer write far past any budget: nothing is dead-lettered or checkpointed until it succeeds, and the shard reports the stall', async () => {
+      const { poller, sink, events, tables } = setup({
+        pages: pagesOf([[valid('1'), valid('2')]]),
+      });
+      let failing = true;
+      sink.failure = () => (failing ? named('ProvisionedThroughputExceededException') : undefined);
+      const run = poller.run();
+      await until(() => sink.storeAttempts >= 50, '50 failed stores');
+      expect(poller.status()).toMatchObject({
+        state: 'stalled',
+        stall: {
+          on: 'speed-layer write',
+          attempts: expect.any(Number),
+          lastError: expect.stringContaining('ProvisionedThroughputExceeded'),
+        },
+      });
+      expect(sink.deadLettered).toEqual([]);
+      expect(tables.checkpointOf(SHARD)).toBeUndefined();
+      failing = false;
+      await until(() => tables.checkpointOf(SHARD) === '2', 'the checkpoint after recovery');
+      expect(poller.status().stall).toBeUndefined();
+      poller.stop();
+      await run;
+      expect(sink.deadLettered).toEqual([]);
+      expect(cities(sink.stored.flat())).toEqual(['city-1', 'city-2']);
+      expect(events.filter((e) => e.startsWith('deadLetter'))).toEqual([]);
+    });
+
+    it('treats timeouts, 5xx and unknown errors as outages too', async () => {
+      const errors = [
+        named('TimeoutError'),
+        named('InternalServerError'),
+        named('ServiceUnavailable'),
+        new TypeError('socket hang up'),
+        named('UnprocessedError'),
+      ];
+      const { poller, sink, tables } = setup({ pages: pagesOf([[valid('1')]]) });
+      sink.failure = (_batch, attempt) => errors[attempt - 1];
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '1', 'the checkpoint');
+      poller.stop();
+      await run;
+      expect(sink.storeAttempts).toBe(errors.length + 1);
+      expect(sink.deadLettered).toEqual([]);
+    });
+
+    it('dead-letters only the record DynamoDB refuses for itself (ValidationException), found by halving the batch', async () => {
+      const records = ['1', '2', '3', '4', '5', '6', '7'].map((s) => valid(s));
+      records[4] = valid('5', 'bad-city');
+      const { poller, sink, tables } = setup({ pages: pagesOf([records]) });
+      sink.failure = (batch) =>
+        batch.some((m) => m.city_id === 'bad-city')
+          ? named('ValidationException', 'Item size has exceeded the maximum allowed size')
+          : undefined;
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '7', 'the checkpoint at 7');
+      poller.stop();
+      await run;
+      expect(sink.deadLettered).toHaveLength(1);
+      expect(sink.deadLettered[0]).toEqual([
+        expect.objectContaining({
+          reason: 'processing_error',
+          message: expect.stringContaining('ValidationException'),
+        }),
+      ]);
+      expect(sink.deadLettered[0][0].record.sequenceNumber).toBe('5');
+      expect(cities(sink.stored.flat()).sort()).toEqual(
+        ['city-1', 'city-2', 'city-3', 'city-4', 'city-6', 'city-7'].sort(),
+      );
+    });
+
+    it('keeps retrying the dead-letter write: nothing is checkpointed before it succeeds', async () => {
+      const { poller, sink, events, tables } = setup({
+        pages: pagesOf([[valid('1'), garbage('2')]]),
+      });
+      sink.deadLetterFailures = 20;
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '2', 'the checkpoint at 2');
+      poller.stop();
+      await run;
+      expect(events.filter((e) => e === 'deadLetter-failed')).toHaveLength(20);
+      expect(events.indexOf('commit:2')).toBeGreaterThan(events.indexOf('deadLetter:1'));
+    });
+
+    it('retries a failing commit until it is written', async () => {
+      const { poller, events, tables } = setup({ pages: pagesOf([[valid('1')]]) });
+      tables.failCommit = (call) =>
+        call <= 15 ? named('TransactionCanceledException') : undefined;
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '1', 'the checkpoint at 1');
+      poller.stop();
+      await run;
+      expect(events.filter((e) => e.startsWith('commit-failed'))).toHaveLength(15);
+    });
+
+    it('stops without a checkpoint when stopped while the store keeps failing', async () => {
+      const { poller, sink, reader, tables } = setup({ pages: pagesOf([[valid('1')]]) });
+      sink.failure = () => named('InternalServerError');
+      const run = poller.run();
+      await until(() => sink.storeAttempts >= 3, 'three failed stores');
+      poller.stop();
+      await run;
+      expect(tables.checkpointOf(SHARD)).toBeUndefined();
+      expect(reader.reads).toEqual(['it-1']);
+      expect(poller.status().state).toBe('stopped');
+      expect(sink.deadLettered).toEqual([]);
+    });
+  });
+
+  describe('fencing', () => {
+    it('a poller whose lease was taken writes nothing more: no commit on stop, no window, state lost', async () => {
+      const tables = new FakeTables();
+      let taken = false;
+      const { poller, sink, log, reader } = setup({
+        tables,
+        pages: (_it, n) => {
+          if (n === 2 && !taken) {
+            taken = true;
+            tables.take(SHARD, 'worker-b');
+          }
+          return { records: [valid(String(n), 'c')], next: `after-${n}`, millisBehindLatest: 0 };
+        },
+      });
+      const before = tables.log.length;
+      await poller.run();
+      expect(poller.status().state).toBe('lost');
+      expect(tables.log.slice(before)).toEqual([
+        expect.stringMatching(/^partial c\|5m#.* 1 by epoch 1$/),
+        'checkpoint shardId-000000000001 1 by epoch 1',
+        'take shardId-000000000001 worker-b epoch 2',
+      ]);
+      expect(reader.reads).toEqual(['it-1', 'after-1']);
+      expect(sink.stored).toHaveLength(2);
+      expect(log.warn).toHaveBeenCalledWith(expect.stringContaining('writing nothing more'));
+    });
+
+    it('on stop, commits what it processed; if the lease moved meanwhile, writes nothing', async () => {
+      const tables = new FakeTables();
+      const a = setup({ tables, pages: pagesOf([[valid('1', 'c')]]) });
+      a.tables.failCommit = () => named('InternalServerError'); // the commit stalls…
+      const run = a.poller.run();
+      await until(() => a.tables.commitCalls >= 2, 'a stalled commit');
+      tables.take(SHARD, 'worker-b'); // …and another instance takes the lease meanwhile
+      a.tables.failCommit = undefined;
+      a.poller.stop();
+      await run;
+      expect(tables.checkpointOf(SHARD)).toBeUndefined();
+      expect(tables.aggregates.size).toBe(0);
+
+      const b = setup({ pages: pagesOf([[valid('1', 'c'), valid('2', 'c')]]) });
+      const runB = b.poller.run();
+      await until(() => b.sink.stored.length === 1, 'stored');
+      b.poller.stop();
+      await runB;
+      expect(b.tables.checkpointOf(SHARD)).toBe('2');
+    });
+  });
+
+  describe('the shard', () => {
+    it('starts a new lease from TRIM_HORIZON and a held lease after its checkpoint', async () => {
       const fresh = setup();
       await fresh.poller.run();
       expect(fresh.reader.iteratorCalls).toEqual([[SHARD, undefined]]);
-
-      const resumed = setup({
-        lease: makeLease('49590338271490256608559692538361571095921575989136588898'),
-      });
+      const resumed = setup({ checkpoint: '4959' });
       await resumed.poller.run();
-      expect(resumed.reader.iteratorCalls).toEqual([
-        [SHARD, '49590338271490256608559692538361571095921575989136588898'],
-      ]);
+      expect(resumed.reader.iteratorCalls).toEqual([[SHARD, '4959']]);
     });
 
-    it('checkpoints every page, then SHARD_END when the shard is closed, and ends', async () => {
-      const { poller, reader, checkpointer } = setup({
-        pages: (iterator) => {
-          switch (iterator) {
-            case 'it-1':
-              return { records: [valid('1'), valid('2')], next: 'page-2', millisBehindLatest: 500 };
-            case 'page-2':
-              return { records: [valid('3')], next: 'page-3', millisBehindLatest: 0 };
-            default:
-              return { records: [], next: undefined };
-          }
-        },
+    it('stores the last records of a closed shard, then commits SHARD_END with the state, and ends', async () => {
+      const { poller, events, tables, reader } = setup({
+        pages: pagesOf([[valid('8', 'c'), valid('9', 'c')]], true),
       });
-
       await poller.run();
-
-      expect(reader.reads).toEqual(['it-1', 'page-2', 'page-3']);
-      expect(checkpointer.calls).toEqual(['2', '3', SHARD_END]);
-      expect(poller.status()).toMatchObject({
-        shardId: SHARD,
-        state: 'ended',
-        checkpoint: SHARD_END,
-      });
-    });
-
-    it('stores the last records of a closed shard before checkpointing SHARD_END', async () => {
-      const { poller, events } = setup({
-        pages: () => ({ records: [valid('8'), valid('9')], next: undefined }),
-      });
-
-      await poller.run();
-
-      expect(events).toEqual(['store:2', 'checkpoint:9', `checkpoint:${SHARD_END}`]);
-      expect(poller.status().state).toBe('ended');
+      expect(reader.reads).toEqual(['it-1', 'after-1']);
+      expect(commits(events)).toEqual(['commit:9', `commit:${SHARD_END}`]);
+      expect(tables.checkpointOf(SHARD)).toBe(SHARD_END);
+      expect(await tables.loadState(SHARD)).toBeDefined();
+      expect(poller.status()).toMatchObject({ state: 'ended', checkpoint: SHARD_END });
     });
 
     it('never reads a lease whose checkpoint is already SHARD_END', async () => {
-      const { poller, reader, checkpointer } = setup({ lease: makeLease(SHARD_END) });
-
+      const { poller, reader } = setup({ checkpoint: SHARD_END });
       await poller.run();
-
       expect(reader.iteratorCalls).toEqual([]);
-      expect(reader.reads).toEqual([]);
-      expect(checkpointer.calls).toEqual([]);
       expect(poller.status().state).toBe('ended');
     });
 
-    it('ends in state lost when the checkpoint reports the lease lost', async () => {
-      const { poller, reader, checkpointer, sink, log } = setup({
-        pages: () => ({ records: [valid('1')], next: 'more' }),
-      });
-      checkpointer.fail = () => new LeaseLostError(SHARD);
-
-      await expect(poller.run()).resolves.toBeUndefined();
-
-      expect(poller.status().state).toBe('lost');
-      expect(reader.reads).toEqual(['it-1']); // it stops reading
-      expect(sink.stored).toHaveLength(1);
-      expect(checkpointer.calls).toEqual([]);
-      expect(log.warn).toHaveBeenCalledWith(expect.stringContaining(SHARD));
-    });
-
-    it('asks for a new iterator from the current checkpoint when the iterator expired', async () => {
-      const { poller, reader, checkpointer } = setup({
+    it('asks for a new iterator after what it processed when the iterator expired', async () => {
+      const { poller, reader, tables } = setup({
         pages: (iterator) => {
           if (iterator === 'it-1') return { records: [valid('10'), valid('11')], next: 'stale' };
-          if (iterator === 'stale') {
-            throw Object.assign(new Error('Iterator expired'), {
-              name: 'ExpiredIteratorException',
-            });
-          }
+          if (iterator === 'stale') throw named('ExpiredIteratorException', 'Iterator expired');
           return { records: [valid('12')], next: undefined };
         },
       });
-
       await poller.run();
-
       expect(reader.iteratorCalls).toEqual([
         [SHARD, undefined],
         [SHARD, '11'],
       ]);
       expect(reader.reads).toEqual(['it-1', 'stale', 'it-2']);
-      expect(checkpointer.calls).toEqual(['11', '12', SHARD_END]);
-      expect(poller.status().state).toBe('ended');
+      expect(tables.checkpointOf(SHARD)).toBe(SHARD_END);
     });
 
     it('retries another GetRecords error with the same iterator', async () => {
-      const { poller, reader, log } = setup({
-        pages: (_iterator, readNumber) => {
-          if (readNumber === 1) {
-            throw Object.assign(new Error('Rate exceeded'), {
-              name: 'ProvisionedThroughputExceededException',
-            });
-          }
+      const { poller, reader } = setup({
+        pages: (_it, n) => {
+          if (n === 1) throw named('ProvisionedThroughputExceededException', 'Rate exceeded');
           return { records: [], next: undefined };
         },
       });
-
       await poller.run();
-
       expect(reader.reads).toEqual(['it-1', 'it-1']);
       expect(reader.iteratorCalls).toHaveLength(1);
-      expect(log.warn).toHaveBeenCalledTimes(1);
       expect(poller.status().state).toBe('ended');
     });
 
@@ -418,234 +466,33 @@ describe('ShardPoller', () => {
         pages: () => ({ records: [], next: undefined, millisBehindLatest: 1234 }),
       });
       await poller.run();
-      const status = poller.status();
-      expect(status.millisBehindLatest).toBe(1234);
-      expect(Number.isNaN(Date.parse(status.lastReadAt!))).toBe(false);
+      expect(poller.status().millisBehindLatest).toBe(1234);
+      expect(Number.isNaN(Date.parse(poller.status().lastReadAt!))).toBe(false);
     });
 
-    it('stops on stop() while idle and resolves in state stopped', async () => {
-      const { poller, reader, checkpointer } = setup({
-        pages: (_iterator, readNumber) => {
-          if (readNumber === 3) poller.stop();
-          return { records: [], next: `after-${readNumber}` };
-        },
-      });
-
+    it('ends in state failed, without reading, when its window state cannot be restored', async () => {
+      const { poller, reader, tables, log } = setup();
+      tables.leases.get(SHARD)!.state = [Buffer.from('not gzip')];
       await poller.run();
-
-      expect(reader.reads).toEqual(['it-1', 'after-1', 'after-2']);
-      expect(checkpointer.calls).toEqual([]);
-      expect(poller.status().state).toBe('stopped');
+      expect(poller.status()).toMatchObject({
+        state: 'failed',
+        failure: expect.stringContaining('cannot be restored'),
+      });
+      expect(reader.reads).toEqual([]);
+      expect(log.error).toHaveBeenCalled();
     });
 
-    it('stops without a checkpoint when stopped while the store keeps failing', async () => {
-      const { poller, sink, checkpointer, reader } = setup({
-        pages: () => ({ records: [valid('1')], next: 'more' }),
+    it('an unrestorable state is not retried like an outage', async () => {
+      const tables = new FakeTables();
+      const { poller } = setup({ tables });
+      let loads = 0;
+      jest.spyOn(tables, 'loadState').mockImplementation(async () => {
+        loads += 1;
+        throw new UnrestorableStateError(SHARD, '1 of its 2 chunk(s) are missing');
       });
-      sink.storeFailures = Number.POSITIVE_INFINITY;
-      sink.onStore = (attempt) => {
-        if (attempt === 3) poller.stop();
-      };
-
       await poller.run();
-
-      expect(checkpointer.calls).toEqual([]);
-      expect(reader.reads).toEqual(['it-1']);
-      expect(poller.status().state).toBe('stopped');
-    });
-  });
-
-  describe('bounded processing retries', () => {
-    it('dead-letters the records as processing_error after maxAttempts failed stores, then checkpoints', async () => {
-      const { poller, sink, checkpointer } = setup({
-        lease: makeLease('0'),
-        timing: { maxAttempts: 3 },
-      });
-      sink.storeFailures = Number.POSITIVE_INFINITY;
-
-      await expect(poller.processBatch([valid('1'), garbage('2'), valid('3')])).resolves.toBe(true);
-
-      const letters = sink.deadLettered.flat();
-      expect(letters.map((l) => [l.record.sequenceNumber, l.reason]).sort()).toEqual([
-        ['1', 'processing_error'],
-        ['2', 'parse_error'],
-        ['3', 'processing_error'],
-      ]);
-      expect(letters.find((l) => l.record.sequenceNumber === '1')!.message).toMatch(
-        /ProvisionedThroughputExceededException/,
-      );
-      // 3 batch attempts, then one attempt per record.
-      expect(sink.stored).toEqual([]);
-      expect(checkpointer.calls).toEqual(['3']);
-    });
-
-    it('stores the records that succeed alone and dead-letters only the one that fails', async () => {
-      const { poller, sink, checkpointer } = setup({
-        lease: makeLease('0'),
-        timing: { maxAttempts: 2 },
-      });
-      const bad = valid('2', 'bad-city');
-      sink.store = async (measurements: Measurement[]) => {
-        if (measurements.some((m) => m.city_id === 'bad-city')) {
-          throw Object.assign(new Error('Number overflow'), { name: 'ValidationException' });
-        }
-        sink.stored.push(measurements);
-      };
-
-      await expect(poller.processBatch([valid('1'), bad, valid('3')])).resolves.toBe(true);
-
-      expect(sink.stored.map(cities)).toEqual([['city-1'], ['city-3']]);
-      expect(sink.deadLettered.flat().map((l) => [l.record.sequenceNumber, l.reason])).toEqual([
-        ['2', 'processing_error'],
-      ]);
-      expect(checkpointer.calls).toEqual(['3']);
-    });
-
-    it('does not retry a ValidationException: the batch is split at once', async () => {
-      const { poller, sink } = setup({ lease: makeLease('0'), timing: { maxAttempts: 5 } });
-      let calls = 0;
-      sink.store = async () => {
-        calls += 1;
-        throw Object.assign(new Error('invalid'), { name: 'ValidationException' });
-      };
-
-      await poller.processBatch([valid('1'), valid('2')]);
-
-      expect(calls).toBe(3); // the batch once, then each record once
-      expect(sink.deadLettered.flat()).toHaveLength(2);
-    });
-
-    it('keeps retrying the dead-letter write of processing errors: nothing is checkpointed before it', async () => {
-      const { poller, sink, checkpointer, events } = setup({
-        lease: makeLease('0'),
-        timing: { maxAttempts: 1 },
-      });
-      sink.storeFailures = Number.POSITIVE_INFINITY;
-      sink.deadLetterFailures = 4;
-
-      await expect(poller.processBatch([valid('1')])).resolves.toBe(true);
-
-      expect(events.filter((e) => e === 'deadLetter:failed')).toHaveLength(4);
-      expect(events.indexOf('checkpoint:1')).toBeGreaterThan(
-        events.lastIndexOf('deadLetter:failed'),
-      );
-      expect(checkpointer.calls).toEqual(['1']);
-    });
-
-    it('dead-letters a record whose decoding throws as processing_error instead of stopping the shard', async () => {
-      const { poller, sink, checkpointer } = setup({ lease: makeLease('0') });
-      // Nesting deep enough to overflow a recursive walker.
-      const deep = '{"city_name":' + '['.repeat(20000) + ']'.repeat(20000) + '}';
-      const records = [
-        valid('1'),
-        { data: Buffer.from(deep), sequenceNumber: '2', partitionKey: 'x' },
-        valid('3'),
-      ];
-
-      await expect(poller.processBatch(records)).resolves.toBe(true);
-
-      expect(sink.stored.flat().map((m) => m.city_id)).toEqual(['city-1', 'city-3']);
-      const letter = sink.deadLettered.flat()[0];
-      expect(letter.record.sequenceNumber).toBe('2');
-      expect(['validation_error', 'processing_error', 'parse_error']).toContain(letter.reason);
-      expect(checkpointer.calls).toEqual(['3']);
-    });
-  });
-
-  describe('with window aggregation', () => {
-    /** A fake aggregation around the real WindowAggregator, with a sink that can fail. */
-    function aggregated(pages: (iterator: string, readNumber: number) => Page) {
-      const events: Events = [];
-      const lease = makeLease('0');
-      const sink = new FakeSink(events);
-      const states: { sequenceNumber: string; state?: Buffer[] }[] = [];
-      const checkpointer: Checkpointer = {
-        checkpoint: async (l, sequenceNumber, state) => {
-          events.push(`checkpoint:${sequenceNumber}`);
-          states.push({ sequenceNumber, state });
-          l.checkpoint = sequenceNumber;
-        },
-      };
-      const core = new WindowAggregator({
-        sizes: parseWindowSizes('5m'),
-        outOfOrdernessMs: 0,
-        allowedLatenessMs: 0,
-        idleMs: 1,
-      });
-      const written: Aggregate[] = [];
-      const aggregation: ShardAggregation & { failWrites: boolean } = {
-        failWrites: false,
-        flushMs: 0,
-        restore: async () => undefined,
-        add: (ms, now) => ms.forEach((m) => core.add(m, now)),
-        collect: (now, caughtUp, flush) => core.collect(now, caughtUp, flush),
-        write: async (aggregates) => {
-          if (aggregation.failWrites) throw new Error('aggregates table unavailable');
-          written.push(...aggregates);
-          core.confirm(aggregates);
-        },
-        snapshot: () => [Buffer.from(JSON.stringify(core.snapshot()))],
-      };
-      const log: PollerLog = { warn: jest.fn(), error: jest.fn() };
-      const poller = new ShardPoller(
-        lease,
-        new FakeReader(pages),
-        sink,
-        checkpointer,
-        log,
-        TIMING,
-        aggregation,
-      );
-      return { poller, events, states, written, aggregation, sink };
-    }
-    const windows = (state?: Buffer[]) =>
-      (JSON.parse(Buffer.concat(state ?? []).toString()) as { windows: unknown[][] }).windows.map(
-        (w) => w[1],
-      );
-
-    it('checkpoints after the stores, with the window state, and writes the aggregates first', async () => {
-      const { poller, events, states, written } = aggregated((_it, n) =>
-        n === 1
-          ? { records: [valid('1', 'a'), valid('2', 'b')], next: 'more' }
-          : { records: [], next: undefined },
-      );
-      await poller.run();
-      expect(events.indexOf('store:2')).toBeLessThan(events.indexOf('checkpoint:2'));
-      expect(states[0]).toMatchObject({ sequenceNumber: '2' });
-      expect(windows(states[0].state).sort()).toEqual(['a', 'b']);
-      expect(written.map((a) => a.city_id).sort()).toEqual(['a', 'b']);
-      expect(states[states.length - 1].sequenceNumber).toBe('SHARD_END');
-    });
-
-    it('keeps a final window in the checkpointed state when its write fails and the poller is stopped', async () => {
-      const later = (seq: string, city: string, timestamp: string): StreamRecord => {
-        const record = valid(seq, city);
-        const value = JSON.parse(Buffer.from(record.data).toString('utf8'));
-        return {
-          ...record,
-          data: Buffer.from(
-            JSON.stringify({ ...value, timestamp, ingestion_timestamp: timestamp }),
-          ),
-        };
-      };
-      const { poller, states, written, aggregation } = aggregated((_it, n) => {
-        if (n > 20) poller.stop(); // a safety net: the write below should have stopped it
-        if (n === 1) return { records: [valid('1', 'a')], next: 'more' };
-        // Past the end of a's window: a becomes final in this batch's commit, whose write fails.
-        aggregation.failWrites = true;
-        return { records: [later('2', 'b', '2025-06-01T08:07:00Z')], next: 'more' };
-      });
-      const write = aggregation.write;
-      aggregation.write = async (aggregates) => {
-        if (aggregation.failWrites) poller.stop();
-        return write(aggregates);
-      };
-      await poller.run();
-      expect(written.filter((a) => a.final)).toEqual([]);
-      // The position of record 2 is checkpointed, and a's window with it, for the next owner.
-      const last = states[states.length - 1];
-      expect(last.sequenceNumber).toBe('2');
-      expect(windows(last.state).sort()).toEqual(['a', 'b']);
+      expect(loads).toBe(1);
+      expect(poller.status().state).toBe('failed');
     });
   });
 });

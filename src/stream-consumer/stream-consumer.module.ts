@@ -6,12 +6,21 @@ import { DlqController } from './dlq.controller';
 import { DlqService } from './dlq.service';
 import { DeadLetterRepository } from './dead-letter.repository';
 import { LeaseRepository } from './lease.repository';
+import { ShardCommitRepository } from './shard-commit.repository';
+import { streamConsumerProviders } from './stream-consumer.providers';
 import { StreamConsumerService } from './stream-consumer.service';
 
 @Module({
   imports: [SpeedLayerModule, IngestionModule, AggregationModule],
   controllers: [DlqController],
-  providers: [LeaseRepository, DeadLetterRepository, StreamConsumerService, DlqService],
+  providers: [
+    LeaseRepository,
+    ShardCommitRepository,
+    DeadLetterRepository,
+    ...streamConsumerProviders,
+    StreamConsumerService,
+    DlqService,
+  ],
   exports: [StreamConsumerService],
 })
 export class StreamConsumerModule {}

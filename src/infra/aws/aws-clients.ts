@@ -13,16 +13,20 @@ export interface AwsEndpoints {
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
+/** A call that has not answered after this long fails with a TimeoutError (and is retried). */
+export const REQUEST_TIMEOUT_MS = { kinesis: 10_000, dynamoDb: 5_000 };
+
 // HTTP/1.1 with keep-alive: the Kinesis client's default HTTP/2 handler fails against kinesalite,
-// and pooled sockets keep the per-call latency at a few milliseconds.
-function httpHandler(): NodeHttpHandler {
+// and pooled sockets keep the per-call latency at a few milliseconds. Without
+// throwOnRequestTimeout the handler only logs a warning and a call to a frozen server hangs.
+function httpHandler(requestTimeout: number): NodeHttpHandler {
   const options = { keepAlive: true, maxSockets: 128 };
   return new NodeHttpHandler({
     httpAgent: new Agent(options),
     httpsAgent: new HttpsAgent(options),
     connectionTimeout: 3000,
-    // Short enough that a hung call cannot hold a shutdown or a producer deadline for long.
-    requestTimeout: 10_000,
+    requestTimeout,
+    throwOnRequestTimeout: true,
   });
 }
 
@@ -31,7 +35,7 @@ export function createKinesisClient(endpoints: AwsEndpoints): KinesisClient {
     region: endpoints.region,
     endpoint: endpoints.kinesis,
     credentials: endpoints.credentials,
-    requestHandler: httpHandler(),
+    requestHandler: httpHandler(REQUEST_TIMEOUT_MS.kinesis),
     // The producer and the consumer run their own retry loops with deadlines.
     maxAttempts: 1,
   });
@@ -42,7 +46,7 @@ export function createDynamoDbClient(endpoints: AwsEndpoints): DynamoDBClient {
     region: endpoints.region,
     endpoint: endpoints.dynamoDb,
     credentials: endpoints.credentials,
-    requestHandler: httpHandler(),
+    requestHandler: httpHandler(REQUEST_TIMEOUT_MS.dynamoDb),
     maxAttempts: 3,
   });
 }

@@ -1,23 +1,60 @@
-import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { backoffDelay, BackoffPolicy, sleep } from '../../common/backoff';
 
 const BATCH_WRITE_MAX = 25;
+const BATCH_GET_MAX = 100;
+/** DynamoDB answers UnprocessedItems/Keys when throttled: wait before asking again. */
+const UNPROCESSED_BACKOFF: BackoffPolicy = { baseMs: 20, capMs: 1000 };
+const UNPROCESSED_ATTEMPTS = 10;
 
-/** Runs `task` over `items` with at most `limit` at a time; rejects with the first failure. */
+/**
+ * Runs `task` over `items` with at most `limit` at a time. After a failure no new task starts,
+ * and the call rejects with the first failure only once every task in flight has settled, so
+ * nothing it started can land after it returned.
+ */
 export async function runLimited<T>(
   items: T[],
   limit: number,
   task: (item: T) => Promise<void>,
 ): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await task(items[next++]);
+    while (next < items.length && !failure) {
+      try {
+        await task(items[next++]);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
   });
   await Promise.all(workers);
+  if (failure) throw failure.error;
+}
+
+class UnprocessedError extends Error {
+  constructor(what: string, count: number) {
+    super(`${count} ${what} still unprocessed after ${UNPROCESSED_ATTEMPTS} attempts`);
+    this.name = 'UnprocessedError';
+  }
+}
+
+/** Calls `send` with `pending` until it reports nothing unprocessed, backing off in between. */
+async function untilProcessed<T>(
+  what: string,
+  pending: T[],
+  send: (pending: T[]) => Promise<T[]>,
+): Promise<void> {
+  for (let attempt = 0; pending.length > 0; attempt++) {
+    if (attempt >= UNPROCESSED_ATTEMPTS) throw new UnprocessedError(what, pending.length);
+    if (attempt > 0) await sleep(backoffDelay(attempt, UNPROCESSED_BACKOFF));
+    pending = await send(pending);
+  }
 }
 
 /**
  * Puts every item with BatchWriteItem, 25 a call and `concurrency` calls at a time, retrying
- * UnprocessedItems with jittered back-off; throws when some are still unprocessed after 10 tries.
+ * UnprocessedItems with back-off; throws when some are still unprocessed after 10 tries.
  */
 export async function putAll(
   db: DynamoDBDocumentClient,
@@ -28,15 +65,33 @@ export async function putAll(
   const chunks: Record<string, unknown>[][] = [];
   for (let i = 0; i < items.length; i += BATCH_WRITE_MAX)
     chunks.push(items.slice(i, i + BATCH_WRITE_MAX));
-  await runLimited(chunks, concurrency, async (chunk) => {
-    let pending = chunk.map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 10)
-        throw new Error(`${pending.length} item(s) still unprocessed after ${attempt} attempts`);
-      if (attempt > 0)
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(1000, 20 * 2 ** attempt)));
-      const output = await db.send(new BatchWriteCommand({ RequestItems: { [table]: pending } }));
-      pending = (output.UnprocessedItems?.[table] ?? []) as typeof pending;
-    }
-  });
+  await runLimited(chunks, concurrency, (chunk) =>
+    untilProcessed(
+      'item(s)',
+      chunk.map((Item) => ({ PutRequest: { Item } })),
+      async (pending) => {
+        const output = await db.send(new BatchWriteCommand({ RequestItems: { [table]: pending } }));
+        return (output.UnprocessedItems?.[table] ?? []) as typeof pending;
+      },
+    ),
+  );
+}
+
+/** Reads the items of `keys` (consistently) with BatchGetItem, 100 a call, retrying UnprocessedKeys. */
+export async function getAll(
+  db: DynamoDBDocumentClient,
+  table: string,
+  keys: Record<string, unknown>[],
+): Promise<Record<string, unknown>[]> {
+  const found: Record<string, unknown>[] = [];
+  for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+    await untilProcessed('key(s)', keys.slice(i, i + BATCH_GET_MAX), async (pending) => {
+      const output = await db.send(
+        new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }),
+      );
+      found.push(...(output.Responses?.[table] ?? []));
+      return (output.UnprocessedKeys?.[table]?.Keys ?? []) as typeof pending;
+    });
+  }
+  return found;
 }

@@ -1,0 +1,61 @@
+import { ShardAggregation } from '../aggregation/shard-aggregation';
+import { Lease } from './lease.repository';
+import { CommitStore } from './shard-commit.repository';
+
+/** Runs a DynamoDB step under the shard's retry policy (see ShardRetrier.run). */
+export type Retry = <T>(operation: string, action: () => Promise<T>) => Promise<T>;
+
+/** Writes what `store` deferred for the speed layer (the per-city latest items). */
+export interface LatestFlusher {
+  flush(): Promise<void>;
+}
+
+/**
+ * The one commit path of a shard: write the window results that are due, then checkpoint the
+ * processed position with the window state, all fenced by the lease in the table. A checkpoint is
+ * written only after every earlier record of the shard was stored or dead-lettered (the caller
+ * passes only such a position) and its city's latest item was written.
+ */
+export class ShardCommitter {
+  private lastCommitAt: number;
+
+  constructor(
+    private readonly lease: Lease,
+    private readonly aggregation: ShardAggregation,
+    private readonly store: CommitStore,
+    private readonly latest: LatestFlusher,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.lastCommitAt = clock();
+  }
+
+  /**
+   * Commits when there is something to commit: a final window, or (every flush interval, or with
+   * `force`) changed windows or a position past the checkpoint. Returns whether it wrote.
+   * Throws LeaseLostError when the lease moved: then nothing of this commit was written.
+   */
+  async commit(
+    position: string | undefined,
+    options: { caughtUp: boolean; force: boolean },
+    retry: Retry,
+  ): Promise<boolean> {
+    const now = this.clock();
+    const flush = options.force || now - this.lastCommitAt >= this.aggregation.flushMs;
+    let aggregates = this.aggregation.due(now, options.caughtUp, flush);
+    const moved = position !== undefined && position !== this.lease.checkpoint;
+    if (aggregates.length === 0 && !(flush && moved)) return false;
+    const checkpoint = position ?? this.lease.checkpoint;
+    await retry('latest write', () => this.latest.flush());
+    for (;;) {
+      const plan = this.aggregation.seal(aggregates, now);
+      const refused = await retry('commit', () => this.store.commit(this.lease, plan, checkpoint));
+      if (refused.length === 0) {
+        this.aggregation.confirm(plan);
+        this.lastCommitAt = now;
+        return true;
+      }
+      this.aggregation.reconcile(refused);
+      aggregates = this.aggregation.due(now, false, flush);
+    }
+  }
+}

@@ -1,0 +1,178 @@
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { Logger, Provider } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { WindowedShardAggregation } from '../aggregation/shard-aggregation';
+import { AppConfig } from '../config/app.config';
+import { APP_CONFIG } from '../config/config.tokens';
+import { Measurement } from '../domain/measurement';
+import { KINESIS_CLIENT } from '../infra/aws/aws.tokens';
+import { MetricsService } from '../metrics/metrics.service';
+import { SpeedLayerRepository } from '../speed-layer/speed-layer.repository';
+import { DeadLetter, DeadLetterRepository } from './dead-letter.repository';
+import { KinesisShardReader } from './kinesis-shard-reader';
+import { LeaseCoordinator, Worker } from './lease-coordinator';
+import { hashRangeOf, Lease, LeaseRepository, STATE_CHUNK_BYTES } from './lease.repository';
+import { ShardCommitRepository } from './shard-commit.repository';
+import { ShardCommitter } from './shard-committer';
+import { BatchSink, DEFAULT_TIMING, ShardPoller } from './shard-poller';
+import { ShardRetrier } from './shard-retrier';
+import {
+  BATCH_SINK,
+  CONSUMER_OWNER,
+  LEASE_COORDINATOR,
+  SHARD_READER,
+  SHARD_WORKER_FACTORY,
+} from './stream-consumer.tokens';
+
+const DISCOVERY_INTERVAL_MS = 10_000;
+const RETRY_BASE_MS = 100;
+
+export type ShardWorkerFactory = (lease: Lease) => Worker;
+
+/** Measurements go to the speed layer, poison records to the DLQ, each with its metrics. */
+export function createBatchSink(
+  speedLayer: SpeedLayerRepository,
+  deadLetters: DeadLetterRepository,
+  metrics: MetricsService,
+): BatchSink {
+  return {
+    store: async (measurements: Measurement[]) => {
+      await speedLayer.write(measurements);
+      const now = Date.now();
+      for (const m of measurements) {
+        metrics.endToEnd.observe((now - Date.parse(m.ingestion_timestamp)) / 1000);
+      }
+      metrics.recordsConsumed.inc({ outcome: 'stored' }, measurements.length);
+    },
+    deadLetter: async (letters: DeadLetter[]) => {
+      await deadLetters.write(letters);
+      for (const l of letters) metrics.dlqEntries.inc({ reason: l.reason });
+      metrics.recordsConsumed.inc({ outcome: 'dead_lettered' }, letters.length);
+    },
+  };
+}
+
+/** One shard's poller with its window aggregation, its commit path and its retry policy. */
+export function createShardWorkerFactory(
+  config: AppConfig,
+  reader: KinesisShardReader,
+  sink: BatchSink,
+  leases: LeaseRepository,
+  commits: ShardCommitRepository,
+  speedLayer: SpeedLayerRepository,
+  metrics: MetricsService,
+): ShardWorkerFactory {
+  const logger = new Logger(ShardPoller.name);
+  const latest = { flush: () => speedLayer.flushLatest() };
+  return (lease) => {
+    const aggregation = new WindowedShardAggregation(
+      lease.leaseKey,
+      config.aggregation,
+      {
+        loadState: () => leases.loadState(lease),
+        loadParentStates: () => leases.loadParentStates(lease),
+        hashRange: hashRangeOf(lease),
+      },
+      metrics,
+      STATE_CHUNK_BYTES,
+    );
+    const poller = new ShardPoller(
+      lease,
+      reader,
+      sink,
+      aggregation,
+      new ShardCommitter(lease, aggregation, commits, latest),
+      (signal) =>
+        new ShardRetrier(
+          lease.leaseKey,
+          { baseMs: RETRY_BASE_MS, capMs: config.consumer.backoffMaxMs },
+          signal,
+          {
+            warn: (message) => logger.warn(message),
+            onRetry: (operation) => metrics.consumerRetries.inc({ operation }),
+          },
+        ),
+      logger,
+      DEFAULT_TIMING,
+    );
+    const done = poller
+      .run()
+      .catch((error: Error) =>
+        logger.error(`${lease.leaseKey} failed: ${error.stack ?? error.message}`),
+      );
+    return { stop: () => poller.stop(), done, status: () => poller.status() };
+  };
+}
+
+export function createLeaseCoordinator(
+  config: AppConfig,
+  owner: string,
+  leases: LeaseRepository,
+  reader: KinesisShardReader,
+  startWorker: ShardWorkerFactory,
+  metrics: MetricsService,
+): LeaseCoordinator {
+  return new LeaseCoordinator(leases, {
+    owner,
+    failoverMs: config.consumer.leaseFailoverMs,
+    discoveryIntervalMs: DISCOVERY_INTERVAL_MS,
+    log: new Logger(LeaseCoordinator.name),
+    onRenewalFailure: () => metrics.leaseRenewalFailures.inc(),
+    listShards: async () =>
+      (await reader.listShards()).map((s) => ({
+        shardId: s.ShardId!,
+        hashRange: s.HashKeyRange
+          ? {
+              startingHashKey: s.HashKeyRange.StartingHashKey!,
+              endingHashKey: s.HashKeyRange.EndingHashKey!,
+            }
+          : undefined,
+        parentShardIds: [s.ParentShardId, s.AdjacentParentShardId].filter((p): p is string => !!p),
+      })),
+    startWorker,
+  });
+}
+
+export const streamConsumerProviders: Provider[] = [
+  {
+    provide: CONSUMER_OWNER,
+    useFactory: () => `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+  },
+  {
+    provide: SHARD_READER,
+    inject: [KINESIS_CLIENT, APP_CONFIG],
+    useFactory: (kinesis: KinesisClient, config: AppConfig) =>
+      new KinesisShardReader(kinesis, config.stream.name),
+  },
+  {
+    provide: BATCH_SINK,
+    inject: [SpeedLayerRepository, DeadLetterRepository, MetricsService],
+    useFactory: createBatchSink,
+  },
+  {
+    provide: SHARD_WORKER_FACTORY,
+    inject: [
+      APP_CONFIG,
+      SHARD_READER,
+      BATCH_SINK,
+      LeaseRepository,
+      ShardCommitRepository,
+      SpeedLayerRepository,
+      MetricsService,
+    ],
+    useFactory: createShardWorkerFactory,
+  },
+  {
+    provide: LEASE_COORDINATOR,
+    inject: [
+      APP_CONFIG,
+      CONSUMER_OWNER,
+      LeaseRepository,
+      SHARD_READER,
+      SHARD_WORKER_FACTORY,
+      MetricsService,
+    ],
+    useFactory: createLeaseCoordinator,
+  },
+];

@@ -1,0 +1,151 @@
+import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { spawnService, ServiceProcess } from './support/service-process';
+import { allFinal, compareWithOracle, dataset, Sent } from './support/oracle';
+import { checkpoints } from './support/stream';
+import { eventually, isolatedEnv, startApp, TestApp } from './support/test-app';
+
+const BASE = Date.UTC(2026, 0, 6, 10, 0, 0);
+const SIZES: [string, number][] = [
+  ['1m', 60_000],
+  ['5m', 300_000],
+];
+const CITIES = Array.from({ length: 6 }, (_, i) => `frozen-city-${i}`);
+
+/** The whole aggregates table, item by item (updated_at included: a rewrite shows). */
+async function tableItems(t: TestApp): Promise<Map<string, Record<string, unknown>>> {
+  const { Items = [] } = await t.db.send(
+    new ScanCommand({ TableName: t.config.tables.aggregates, ConsistentRead: true }),
+  );
+  return new Map(Items.map((i) => [`${i.city_id}|${i.window_key}`, i]));
+}
+
+async function leaseOwners(t: TestApp): Promise<Set<string>> {
+  const { Items = [] } = await t.db.send(
+    new ScanCommand({ TableName: t.config.tables.leases, ConsistentRead: true }),
+  );
+  return new Set(
+    Items.filter((i) => String(i.leaseKey).startsWith('shardId-')).map((i) => i.leaseOwner),
+  );
+}
+
+async function readiness(service: ServiceProcess): Promise<{ leases_held: number }> {
+  const res = await fetch(`${service.url}/health/ready`);
+  const body = (await res.json()) as {
+    details?: { consumer?: { leases_held: number } };
+    info?: { consumer?: { leases_held: number } };
+    error?: { consumer?: { leases_held: number } };
+  };
+  return (body.details ?? body.info ?? body.error)!.consumer!;
+}
+
+describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child processes, real emulators)', () => {
+  const env = isolatedEnv({
+    KINESIS_SHARD_COUNT: '2',
+    LEASE_FAILOVER_MS: '2000',
+    AGGREGATION_WINDOWS: '1m,5m',
+    AGGREGATION_OUT_OF_ORDERNESS_MS: '1000',
+    AGGREGATION_ALLOWED_LATENESS_MS: '2000',
+    AGGREGATION_IDLE_MS: '1000',
+    // Partials are written every 2 s, so between two flushes the owner holds changed windows.
+    AGGREGATION_FLUSH_MS: '2000',
+  });
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startApp({ ...env, CONSUMER_ENABLED: 'false' });
+  });
+  afterAll(() => t?.close());
+
+  it('writes nothing after waking: every window equals the oracle and every final is unchanged', async () => {
+    const records = dataset(360, { base: BASE, cities: CITIES });
+    const a = await spawnService(env);
+    let b: ServiceProcess | undefined;
+    try {
+      await eventually(
+        async () => ((await readiness(a)).leases_held === 2 ? true : undefined),
+        'the first instance holding both leases',
+      );
+      // Feed the first 60 % chunk by chunk; freeze the owner once it has processed records that
+      // it has not committed yet (stored in the speed layer, past its checkpoint).
+      const firstPart = records.slice(0, 216);
+      let sent = 0;
+      let frozenWithChanges = false;
+      while (!frozenWithChanges && sent < firstPart.length) {
+        const chunk = firstPart.slice(sent, sent + 12);
+        sent += chunk.length;
+        const out = await t.kinesis.send(
+          new PutRecordsCommand({
+            StreamName: t.config.stream.name,
+            Records: chunk.map((r) => ({
+              PartitionKey: r.city_id,
+              Data: Buffer.from(JSON.stringify(r)),
+            })),
+          }),
+        );
+        const last = chunk[chunk.length - 1];
+        await eventually(async () => {
+          const r = await t.http.get(`/cities/${last.city_id}/latest?limit=100`);
+          return r.body.items?.some((m: Sent) => m.timestamp === last.timestamp) ? true : undefined;
+        }, 'the chunk stored');
+        if (sent < 168) continue; // 7 minutes in: some windows final, some open
+        a.child.kill('SIGSTOP');
+        const marks = await checkpoints(t.db, t.config);
+        const processed = new Map<string, bigint>();
+        for (const r of out.Records!) {
+          const seq = BigInt(r.SequenceNumber!);
+          if (seq > (processed.get(r.ShardId!) ?? 0n)) processed.set(r.ShardId!, seq);
+        }
+        frozenWithChanges = [...processed].some(
+          ([shard, seq]) => marks[shard] === undefined || BigInt(marks[shard]!) < seq,
+        );
+        if (!frozenWithChanges) a.child.kill('SIGCONT');
+      }
+      expect(frozenWithChanges).toBe(true);
+
+      // Another instance takes over, reads the rest (with duplicates) and finalises every window.
+      b = await spawnService(env);
+      const ownerA = [...(await leaseOwners(t))][0];
+      await eventually(async () => {
+        const owners = await leaseOwners(t);
+        return owners.size === 1 && !owners.has(ownerA) ? true : undefined;
+      }, 'the second instance holding both leases');
+      const rest = [...records.slice(sent), ...records.slice(100, 140)];
+      for (let i = 0; i < rest.length; i += 100) {
+        await t.kinesis.send(
+          new PutRecordsCommand({
+            StreamName: t.config.stream.name,
+            Records: rest.slice(i, i + 100).map((r) => ({
+              PartitionKey: r.city_id,
+              Data: Buffer.from(JSON.stringify(r)),
+            })),
+          }),
+        );
+      }
+      const { got, want } = await eventually(
+        () => allFinal(t, records, SIZES, BASE),
+        'every window final after the takeover',
+        90_000,
+      );
+      compareWithOracle(got, want);
+      const finals = await tableItems(t);
+
+      // The frozen owner wakes: it must learn from the table that it lost both leases.
+      a.child.kill('SIGCONT');
+      await eventually(
+        async () => ((await readiness(a)).leases_held === 0 ? true : undefined),
+        'the woken instance giving up its leases',
+      );
+      expect(await a.kill('SIGTERM')).toBe(0);
+      const after = await tableItems(t);
+      expect(after).toEqual(finals);
+      const again = await allFinal(t, records, SIZES, BASE);
+      compareWithOracle(again!.got, again!.want);
+      expect(a.logs.join('\n')).toMatch(/lease taken by another instance|no longer ours/);
+    } finally {
+      a.child.kill('SIGCONT');
+      await a.kill('SIGKILL');
+      await b?.kill('SIGKILL');
+    }
+  }, 180_000);
+});
