@@ -149,3 +149,69 @@ describe('the dead-letter queue API (real emulators)', () => {
     await t.http.delete(`/dlq/${entry.id}`).set('x-api-key', KEY).expect(404);
   });
 });
+
+describe('redrives that fail, and poison records with identical bytes (real emulators)', () => {
+  let t: TestApp;
+  const get = (path: string) => t.http.get(path).set('x-api-key', KEY);
+  const post = (path: string) => t.http.post(path).set('x-api-key', KEY);
+  const entries = async () =>
+    (await get('/dlq?limit=100').expect(200)).body.items as {
+      id: string;
+      attempts: number;
+      status: string;
+      sequence_number: string;
+    }[];
+
+  beforeAll(async () => {
+    t = await startApp(
+      isolatedEnv({ KINESIS_SHARD_COUNT: '1', API_KEYS: KEY, PRODUCER_DEADLINE_MS: '500' }),
+    );
+    // Two distinct poison records with the same bytes: two entries.
+    await t.kinesis.send(
+      new PutRecordsCommand({
+        StreamName: t.config.stream.name,
+        Records: [1, 2].map(() => ({ PartitionKey: 'twin', Data: Buffer.from('same poison') })),
+      }),
+    );
+    await waitUntilConsumed(t);
+  });
+  afterAll(() => t?.close());
+
+  it('keeps an entry pending when Kinesis does not take the redriven record (503)', async () => {
+    const [entry] = await entries();
+    t.kinesis.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'PutRecordsCommand')
+          throw Object.assign(new Error('injected'), {
+            name: 'ServiceUnavailable',
+            $fault: 'server',
+          });
+        return next(args);
+      },
+      { step: 'initialize', name: 'refuseRedrive' },
+    );
+    try {
+      await post(`/dlq/${entry.id}/redrive`).expect(503);
+    } finally {
+      t.kinesis.middlewareStack.remove('refuseRedrive');
+    }
+    expect((await get(`/dlq/${entry.id}`).expect(200)).body).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+    });
+  });
+
+  it('gives each of two identical poison records its own entry when both are redriven and fail again', async () => {
+    const before = await entries();
+    expect(before).toHaveLength(2);
+    for (const e of before) await post(`/dlq/${e.id}/redrive`).expect(202);
+    const after = await eventually(async () => {
+      const now = await entries();
+      return now.length === 2 && now.every((e) => e.attempts === 2) ? now : undefined;
+    }, 'both entries failing again, once each');
+    expect(after.every((e) => e.status === 'pending')).toBe(true);
+    expect(new Set(after.map((e) => e.sequence_number)).size).toBe(2);
+    await waitUntilConsumed(t);
+    expect(await entries()).toHaveLength(2);
+  });
+});

@@ -1,10 +1,8 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
-  BatchGetCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
-  PutCommand,
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -13,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { putAll, runLimited } from '../infra/aws/batch-write';
+import { getAll, putAll, runLimited } from '../infra/aws/batch-write';
 import { DeadLetterReason, encodePayload, StreamRecord } from './record-decoder';
 
 // DynamoDB items are at most 400 KB; the rest of the entry needs a few KB.
@@ -69,7 +67,7 @@ export function deadLetterId(stream: string, shardId: string, sequenceNumber: st
 export const redriveKey = (data: Uint8Array) =>
   `${POINTER_PREFIX}${createHash('sha256').update(data).digest('hex')}`;
 
-const INTERNAL = new Set(['kind', 'redrive_key']);
+const INTERNAL = new Set(['kind', 'redrive_key', 'redrives']);
 const toEntry = (item: Record<string, unknown>) =>
   Object.fromEntries(
     Object.entries(item).filter(([k]) => !INTERNAL.has(k)),
@@ -78,7 +76,9 @@ const toEntry = (item: Record<string, unknown>) =>
 /**
  * The dead-letter table: one entry per poison record, with its payload as received. A redriven
  * record that fails again updates its entry (attempts + 1), found through a pointer keyed by the
- * SHA-256 of the bytes put back on the stream.
+ * SHA-256 of the bytes put back on the stream. The pointer lists every entry redriven with those
+ * bytes, and an entry takes at most one failure per redrive (`attempts <= redrives`), so distinct
+ * poison records with identical bytes keep entries of their own.
  */
 @Injectable()
 export class DeadLetterRepository {
@@ -100,10 +100,13 @@ export class DeadLetterRepository {
     const pointers = await this.pointers(letters.map((l) => redriveKey(l.record.data)));
     const fresh: Record<string, unknown>[] = [];
     await runLimited(
-      items.map((item, i) => ({ item, entryId: pointers.get(redriveKey(letters[i].record.data)) })),
+      items.map((item, i) => ({
+        item,
+        entryIds: pointers.get(redriveKey(letters[i].record.data)),
+      })),
       4,
-      async ({ item, entryId }) => {
-        if (!entryId || !(await this.failedAgain(entryId, item))) fresh.push(item);
+      async ({ item, entryIds }) => {
+        if (!entryIds || !(await this.failedAgain(entryIds, item))) fresh.push(item);
       },
     );
     // Payloads can be large: 25 items of at most 400 KB stay under BatchWriteItem's 16 MB.
@@ -147,22 +150,60 @@ export class DeadLetterRepository {
     return Item && Item.kind === DLQ_KIND ? toEntry(Item) : undefined;
   }
 
-  /** Records that the entry's record went back on the stream as `data`. */
-  async markRedriven(id: string, data: Uint8Array): Promise<void> {
+  /**
+   * Before the record goes back on the stream as `data`: the pointer from those bytes lists the
+   * entry, and the entry awaits one more failure. False when there is no such entry.
+   */
+  async prepareRedrive(id: string, data: Uint8Array): Promise<boolean> {
     const key = redriveKey(data);
-    await this.db.send(new PutCommand({ TableName: this.table, Item: { id: key, entry_id: id } }));
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { id },
+          UpdateExpression: 'SET redrive_key = :key ADD redrives :one',
+          ConditionExpression: 'attribute_exists(id) AND kind = :kind',
+          ExpressionAttributeValues: { ':key': key, ':one': 1, ':kind': DLQ_KIND },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { id: key },
+        UpdateExpression: 'ADD entries :id',
+        ExpressionAttributeValues: { ':id': new Set([id]) },
+      }),
+    );
+    return true;
+  }
+
+  /** Kinesis did not take the record: the entry no longer awaits its failure. */
+  async cancelRedrive(id: string): Promise<void> {
     await this.db.send(
       new UpdateCommand({
         TableName: this.table,
         Key: { id },
-        UpdateExpression: 'SET #status = :redriven, redriven_at = :at, redrive_key = :key',
+        UpdateExpression: 'ADD redrives :minus',
+        ConditionExpression: 'attribute_exists(id)',
+        ExpressionAttributeValues: { ':minus': -1 },
+      }),
+    );
+  }
+
+  /** Kinesis acknowledged the redriven record. */
+  async markRedriven(id: string): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { id },
+        UpdateExpression: 'SET #status = :redriven, redriven_at = :at',
         ConditionExpression: 'attribute_exists(id)',
         ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: {
-          ':redriven': 'redriven',
-          ':at': new Date().toISOString(),
-          ':key': key,
-        },
+        ExpressionAttributeValues: { ':redriven': 'redriven', ':at': new Date().toISOString() },
       }),
     );
   }
@@ -174,68 +215,75 @@ export class DeadLetterRepository {
     );
     if (typeof Attributes?.redrive_key === 'string') {
       await this.db.send(
-        new DeleteCommand({ TableName: this.table, Key: { id: Attributes.redrive_key } }),
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { id: Attributes.redrive_key },
+          UpdateExpression: 'DELETE entries :id',
+          ExpressionAttributeValues: { ':id': new Set([id]) },
+        }),
       );
     }
     return Attributes?.kind === DLQ_KIND;
   }
 
-  private async pointers(keys: string[]): Promise<Map<string, string>> {
-    const found = new Map<string, string>();
-    const unique = [...new Set(keys)];
-    for (let i = 0; i < unique.length; i += 100) {
-      let request: Record<string, unknown>[] = unique.slice(i, i + 100).map((id) => ({ id }));
-      while (request.length > 0) {
-        const output = await this.db.send(
-          new BatchGetCommand({
-            RequestItems: { [this.table]: { Keys: request, ConsistentRead: true } },
-          }),
-        );
-        for (const item of output.Responses?.[this.table] ?? [])
-          found.set(item.id as string, item.entry_id as string);
-        request = (output.UnprocessedKeys?.[this.table]?.Keys ?? []) as Record<string, unknown>[];
-      }
+  /** Redrive pointer key → the entries redriven with those bytes. */
+  private async pointers(keys: string[]): Promise<Map<string, string[]>> {
+    const found = new Map<string, string[]>();
+    const unique = [...new Set(keys)].map((id) => ({ id }));
+    for (const item of await getAll(this.db, this.table, unique)) {
+      const entries = item.entries instanceof Set ? [...(item.entries as Set<string>)] : [];
+      if (entries.length > 0) found.set(item.id as string, entries.sort());
     }
     return found;
   }
 
   /**
-   * Updates a redriven entry whose record failed again: attempts + 1, pending. Idempotent for the
-   * same record read twice. False when the entry is gone (then a new entry is written).
+   * Records a redriven record that failed again on one of the entries it was redriven from:
+   * attempts + 1, pending. Idempotent for the same stream record read twice. False when no entry
+   * awaits this failure (then a new entry is written).
    */
-  private async failedAgain(entryId: string, item: Record<string, unknown>): Promise<boolean> {
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { id: entryId },
-          UpdateExpression:
-            'SET attempts = attempts + :one, #status = :pending, reason = :reason, error_message = :message, ' +
-            'failed_at = :at, shard_id = :shard, sequence_number = :seq, partition_key = :pk, payload = :payload, ' +
-            'payload_encoding = :encoding, payload_truncated = :truncated, payload_bytes = :bytes REMOVE redriven_at',
-          ConditionExpression: 'attribute_exists(id) AND sequence_number <> :seq',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':one': 1,
-            ':pending': 'pending',
-            ':reason': item.reason,
-            ':message': item.error_message,
-            ':at': item.failed_at,
-            ':shard': item.shard_id,
-            ':seq': item.sequence_number,
-            ':pk': item.partition_key,
-            ':payload': item.payload,
-            ':encoding': item.payload_encoding,
-            ':truncated': item.payload_truncated,
-            ':bytes': item.payload_bytes,
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      return (await this.get(entryId)) !== undefined;
+  private async failedAgain(entryIds: string[], item: Record<string, unknown>): Promise<boolean> {
+    for (const entryId of entryIds) {
+      try {
+        await this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { id: entryId },
+            UpdateExpression:
+              'SET attempts = attempts + :one, #status = :pending, reason = :reason, error_message = :message, ' +
+              'failed_at = :at, shard_id = :shard, sequence_number = :seq, partition_key = :pk, payload = :payload, ' +
+              'payload_encoding = :encoding, payload_truncated = :truncated, payload_bytes = :bytes REMOVE redriven_at',
+            ConditionExpression:
+              'attribute_exists(id) AND sequence_number <> :seq AND attempts <= redrives',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':one': 1,
+              ':pending': 'pending',
+              ':reason': item.reason,
+              ':message': item.error_message,
+              ':at': item.failed_at,
+              ':shard': item.shard_id,
+              ':seq': item.sequence_number,
+              ':pk': item.partition_key,
+              ':payload': item.payload,
+              ':encoding': item.payload_encoding,
+              ':truncated': item.payload_truncated,
+              ':bytes': item.payload_bytes,
+            },
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
     }
+    // None awaited it: unless one of them already holds this very record (read twice).
+    const entries = await getAll(
+      this.db,
+      this.table,
+      entryIds.map((id) => ({ id })),
+    );
+    return entries.some((e) => e.sequence_number === item.sequence_number);
   }
 
   private toItem(letter: DeadLetter, failedAt: string): Record<string, unknown> {

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { AppError, ErrorCode } from '../common/app-error';
 import { validateMeasurementBody } from '../common/measurement-validation';
 import { normaliseMeasurement } from '../domain/measurement';
@@ -34,6 +34,8 @@ function decodeCursor(cursor: string): Record<string, unknown> {
 /** The operator's view of the dead-letter queue: inspect, redrive (optionally corrected), delete. */
 @Injectable()
 export class DlqService {
+  private readonly logger = new Logger(DlqService.name);
+
   constructor(
     private readonly deadLetters: DeadLetterRepository,
     private readonly producer: KinesisProducerService,
@@ -80,9 +82,24 @@ export class DlqService {
         partitionKey: entry.partition_key || 'redrive',
       };
     }
-    // The pointer is written first, so a record that fails again at once finds its entry.
-    await this.deadLetters.markRedriven(id, record.data);
-    await this.producer.send([record]);
+    // The pointer is written first, so a record that fails again at once finds its entry; the
+    // entry says `redriven` only once Kinesis took the record.
+    if (!(await this.deadLetters.prepareRedrive(id, record.data)))
+      throw new AppError(ErrorCode.NotFound, `no dead-letter entry ${id}`);
+    try {
+      await this.producer.send([record]);
+    } catch (error) {
+      // Best effort: at worst a later identical record is matched to this entry.
+      await this.deadLetters
+        .cancelRedrive(id)
+        .catch((cancel: Error) =>
+          this.logger.warn(
+            `${id}: redrive not sent, and its mark could not be undone: ${cancel.message}`,
+          ),
+        );
+      throw error;
+    }
+    await this.deadLetters.markRedriven(id);
     return { id, status: 'redriven' };
   }
 
