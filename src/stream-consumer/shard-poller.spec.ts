@@ -13,7 +13,12 @@ import { ShardRetrier } from './shard-retrier';
 import { FakeTables } from './testing/fake-tables';
 
 const SHARD = 'shardId-000000000001';
-const TIMING: PollerTiming = { minPollIntervalMs: 0, idleDelayMs: 1, stopCommitAttempts: 3 };
+const TIMING: PollerTiming = {
+  minPollIntervalMs: 0,
+  idleDelayMs: 1,
+  stopCommitAttempts: 3,
+  stopCommitBudgetMs: 1000,
+};
 const SETTINGS = {
   sizes: parseWindowSizes('5m'),
   outOfOrdernessMs: 5000,
@@ -400,6 +405,23 @@ describe('ShardPoller', () => {
       await runB;
       expect(b.tables.checkpointOf(SHARD)).toBe('2');
     });
+  });
+
+  it('gives up the last commit on stop once its budget is spent, when the table does not answer', async () => {
+    const { poller, tables, log } = setup({ pages: pagesOf([[valid('1', 'c')]]) });
+    let release!: () => void;
+    const hung = new Promise<void>((resolve) => (release = resolve));
+    let stopping = false;
+    tables.gate = () => (stopping ? hung : Promise.resolve());
+    tables.failCommit = () => (stopping ? undefined : named('InternalServerError'));
+    const run = poller.run();
+    await until(() => tables.commitCalls >= 2, 'a stalled commit');
+    stopping = true;
+    poller.stop();
+    await run;
+    expect(log.warn).toHaveBeenCalledWith(expect.stringContaining('no answer within 1000 ms'));
+    expect(tables.checkpointOf(SHARD)).toBeUndefined();
+    release();
   });
 
   describe('the shard', () => {

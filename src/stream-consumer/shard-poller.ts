@@ -27,14 +27,17 @@ export interface PollerTiming {
   minPollIntervalMs: number;
   /** Time from the start of an empty read to the next one (at most 250 ms). */
   idleDelayMs: number;
-  /** Tries of the last commit when the poller is stopped (the shutdown has a deadline). */
+  /** Tries of the last commit when the poller is stopped (the shutdown has a deadline)… */
   stopCommitAttempts: number;
+  /** …and how long they may take in all, so a hung table cannot hold the shutdown. */
+  stopCommitBudgetMs: number;
 }
 
 export const DEFAULT_TIMING: PollerTiming = {
   minPollIntervalMs: 200,
   idleDelayMs: 200,
   stopCommitAttempts: 3,
+  stopCommitBudgetMs: 10_000,
 };
 
 export type PollerState =
@@ -190,15 +193,29 @@ export class ShardPoller {
    */
   private async commitOnStop(): Promise<void> {
     if (this.state !== 'stopped' || this.processed === undefined) return;
-    try {
-      await this.committer.commit(this.processed, { caughtUp: false, force: true }, (op, action) =>
-        this.retrier.run(op, action, { attempts: this.timing.stopCommitAttempts }),
+    let timer: NodeJS.Timeout | undefined;
+    const budget = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${this.timing.stopCommitBudgetMs} ms`)),
+        this.timing.stopCommitBudgetMs,
       );
+    });
+    try {
+      // A commit still in flight when the budget runs out is fenced like any other: it lands
+      // only while the lease is still ours, that is before it is released.
+      await Promise.race([
+        budget,
+        this.committer.commit(this.processed, { caughtUp: false, force: true }, (op, action) =>
+          this.retrier.run(op, action, { attempts: this.timing.stopCommitAttempts }),
+        ),
+      ]);
     } catch (error) {
       if (error instanceof LeaseLostError) return;
       this.log.warn(
         `${this.shardId}: last commit failed, the next owner resumes from the previous checkpoint: ${describeError(error)}`,
       );
+    } finally {
+      clearTimeout(timer);
     }
   }
 

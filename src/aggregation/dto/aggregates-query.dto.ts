@@ -58,9 +58,15 @@ export class AggregateDto {
   @ApiProperty() aqi_category!: string;
   @ApiProperty({
     description:
-      'false while the window can still change; true once the watermark passed end + allowed lateness',
+      'false while the window can still change; true once the watermark passed end + allowed lateness; a final window never changes',
   })
   final!: boolean;
+  @ApiPropertyOptional({
+    enum: [true],
+    description:
+      'present on a window finalised before its time because its shard reached AGGREGATION_MAX_OPEN_WINDOWS: later records for it are late',
+  })
+  finalised_early?: true;
   @ApiProperty({ format: 'date-time' }) updated_at!: string;
 }
 
