@@ -1,7 +1,7 @@
 import { spawnService } from './support/service-process';
 import { allFinal, compareWithOracle, dataset, putOnStream } from './support/oracle';
 import { waitUntilConsumed } from './support/stream';
-import { eventually, isolatedEnv, startApp, TestApp } from './support/test-app';
+import { eventually, isolatedEnv, startApp } from './support/test-app';
 
 const BASE = Date.UTC(2026, 0, 5, 10, 0, 0);
 const AGGREGATION = {
