@@ -1,7 +1,6 @@
-import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { spawnService, ServiceProcess } from './support/service-process';
-import { allFinal, compareWithOracle, dataset, Sent } from './support/oracle';
+import { allFinal, compareWithOracle, dataset, putOnStream, Sent } from './support/oracle';
 import { checkpoints } from './support/stream';
 import { eventually, isolatedEnv, startApp, TestApp } from './support/test-app';
 
@@ -74,15 +73,7 @@ describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child proc
       while (!frozenWithChanges && sent < firstPart.length) {
         const chunk = firstPart.slice(sent, sent + 12);
         sent += chunk.length;
-        const out = await t.kinesis.send(
-          new PutRecordsCommand({
-            StreamName: t.config.stream.name,
-            Records: chunk.map((r) => ({
-              PartitionKey: r.city_id,
-              Data: Buffer.from(JSON.stringify(r)),
-            })),
-          }),
-        );
+        const landed = await putOnStream(t, chunk);
         const last = chunk[chunk.length - 1];
         await eventually(async () => {
           const r = await t.http.get(`/cities/${last.city_id}/latest?limit=100`);
@@ -92,7 +83,7 @@ describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child proc
         a.child.kill('SIGSTOP');
         const marks = await checkpoints(t.db, t.config);
         const processed = new Map<string, bigint>();
-        for (const r of out.Records!) {
+        for (const r of landed) {
           const seq = BigInt(r.SequenceNumber!);
           if (seq > (processed.get(r.ShardId!) ?? 0n)) processed.set(r.ShardId!, seq);
         }
@@ -110,18 +101,7 @@ describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child proc
         const owners = await leaseOwners(t);
         return owners.size === 1 && !owners.has(ownerA) ? true : undefined;
       }, 'the second instance holding both leases');
-      const rest = [...records.slice(sent), ...records.slice(100, 140)];
-      for (let i = 0; i < rest.length; i += 100) {
-        await t.kinesis.send(
-          new PutRecordsCommand({
-            StreamName: t.config.stream.name,
-            Records: rest.slice(i, i + 100).map((r) => ({
-              PartitionKey: r.city_id,
-              Data: Buffer.from(JSON.stringify(r)),
-            })),
-          }),
-        );
-      }
+      await putOnStream(t, [...records.slice(sent), ...records.slice(100, 140)]);
       const { got, want } = await eventually(
         () => allFinal(t, records, SIZES, BASE),
         'every window final after the takeover',

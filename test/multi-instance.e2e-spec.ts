@@ -72,7 +72,7 @@ describe('several instances on one stream (child processes, real emulators)', ()
   });
   afterAll(() => a?.close());
 
-  it('splits the shards, hands them over on SIGTERM and on SIGKILL, and stores every record exactly once', async () => {
+  it('splits the shards, hands them over on SIGTERM, SIGKILL and SIGSTOP/SIGCONT, and stores every record exactly once', async () => {
     const b = await spawnService(env);
     try {
       await balanced(a, [2, 2], 'a 2/2 split between two instances');
@@ -104,14 +104,37 @@ describe('several instances on one stream (child processes, real emulators)', ()
         process.stdout.write(
           `lease handover after SIGTERM: ${handoverMs} ms; SIGKILL → every shard's new records stored: ${takeoverMs} ms (LEASE_FAILOVER_MS=${failoverMs})\n`,
         );
-        await eventually(
-          async () =>
-            a.app.get(StreamConsumerService).status().shards.length === 4 ? true : undefined,
-          'four pollers running in the survivor',
-        );
       } finally {
         await c.kill('SIGKILL');
       }
+
+      // Frozen, not killed: it wakes after its leases moved, gives them up, and rejoins.
+      const d = await spawnService(env);
+      try {
+        await balanced(a, [2, 2], 'a 2/2 split with the fourth instance');
+        await post();
+        d.child.kill('SIGSTOP');
+        const afterFreeze = await post();
+        await Promise.all([
+          balanced(a, [4], 'the survivor holding all four leases while the other is frozen'),
+          eventually(
+            async () => ((await allStored(afterFreeze.ids)) ? true : undefined),
+            'records after SIGSTOP',
+            30_000,
+          ),
+        ]);
+        d.child.kill('SIGCONT');
+        await balanced(a, [2, 2], 'a 2/2 split again once the frozen instance woke up');
+        await post();
+      } finally {
+        d.child.kill('SIGCONT');
+        await d.kill('SIGKILL');
+      }
+      await eventually(
+        async () =>
+          a.app.get(StreamConsumerService).status().shards.length === 4 ? true : undefined,
+        'four pollers running in the survivor',
+      );
     } finally {
       await b.kill('SIGKILL');
     }
@@ -122,5 +145,5 @@ describe('several instances on one stream (child processes, real emulators)', ()
       const stored = r.body.items.map((m: { message_id: string }) => m.message_id);
       expect({ city, stored: [...stored].sort() }).toEqual({ city, stored: [...ids].sort() });
     }
-  }, 120_000);
+  }, 180_000);
 });

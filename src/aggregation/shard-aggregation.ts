@@ -130,7 +130,9 @@ export class WindowedShardAggregation implements ShardAggregation {
       if (packed.length <= this.maxStateBytes)
         return { aggregates: plan, state: this.chunk(packed) };
       // Still too large: close the oldest windows early until it fits, rather than stall.
-      this.closedEarly(this.aggregator.closeOldest(), 'the size of the window state');
+      const closed = this.aggregator.closeOldest();
+      if (closed === 0) return { aggregates: plan, state: this.chunk(packed) };
+      this.closedEarly(closed, 'the size of the window state');
       const finals = new Map(
         this.aggregator.collect(now, false, false).map((a) => [keyOf(a), a] as const),
       );

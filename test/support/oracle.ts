@@ -69,8 +69,15 @@ export function expected(records: Sent[], window: string, ms: number): Expected[
   });
 }
 
-/** Puts records straight on the stream (as another producer would), 100 a call. */
-export async function putOnStream(t: TestApp, records: Sent[]): Promise<void> {
+/**
+ * Puts records straight on the stream (as another producer would), 100 a call; returns where each
+ * landed (shard and sequence number), in order.
+ */
+export async function putOnStream(
+  t: TestApp,
+  records: Sent[],
+): Promise<{ ShardId?: string; SequenceNumber?: string }[]> {
+  const landed: { ShardId?: string; SequenceNumber?: string }[] = [];
   for (let i = 0; i < records.length; i += 100) {
     const chunk = records.slice(i, i + 100);
     const out = await t.kinesis.send(
@@ -83,7 +90,9 @@ export async function putOnStream(t: TestApp, records: Sent[]): Promise<void> {
       }),
     );
     if (out.FailedRecordCount) throw new Error(`${out.FailedRecordCount} records not put`);
+    landed.push(...(out.Records ?? []));
   }
+  return landed;
 }
 
 /** Every aggregate of `cities` for `windows` in the hour after `base`, through the API. */
