@@ -598,6 +598,17 @@ describe('WindowAggregator: precision, change tracking, snapshots, resharding, c
       ]);
     });
 
+    it("does not let the fast parent's late records move the shard's watermark", () => {
+      const { b, child } = merged();
+      // Late for x (below A's watermark), but far ahead of B's: on A it could not move anything.
+      child.add(record(x, 4 * minute, 99), T0 + 10);
+      expect(child.watermark).toBe(b.watermark);
+      expect(child.add(record(y, 30_000, 5), T0 + 11).late).toEqual([]);
+      // An on-time record of x moves it, as it would have moved A's.
+      child.add(record(x, 6 * minute, 1), T0 + 12);
+      expect(child.watermark).toBe(T0 + 6 * minute - 5000);
+    });
+
     it('restores the floors from a snapshot of the child', () => {
       const { a, b, child } = merged();
       const restored = new WindowAggregator(settings());

@@ -219,10 +219,11 @@ export class WindowAggregator {
     // A record up to 5 minutes ahead is valid, but must not pull every city's windows shut:
     // for the watermark an event time counts at most as its ingestion time.
     const ingestedAt = Date.parse(m.ingestion_timestamp);
-    this.maxEventTime = Math.max(
-      this.maxEventTime,
-      Number.isNaN(ingestedAt) ? eventTime : Math.min(eventTime, ingestedAt),
-    );
+    const counted = Number.isNaN(ingestedAt) ? eventTime : Math.min(eventTime, ingestedAt);
+    // A city that came with a parent's higher watermark moves the shard's only where it would
+    // have moved its parent's: its late records must not close the other parent's windows.
+    if (watermark === this.watermarkMs || counted - this.settings.outOfOrdernessMs > watermark)
+      this.maxEventTime = Math.max(this.maxEventTime, counted);
     this.lastRecordAt = now;
     this.advance(this.maxEventTime - this.settings.outOfOrdernessMs);
     return { late, closedEarly };
