@@ -60,6 +60,12 @@ export class HttpExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
+    // Terminus's readiness body (status, info, error, details) is the contract of /health/ready:
+    // an operator needs its details most when it answers 503.
+    if (exception instanceof HttpException && isHealthCheckBody(exception.getResponse())) {
+      response.status(exception.getStatus()).json(exception.getResponse());
+      return;
+    }
     const { status, message, retryAfter } = this.describe(exception);
     if (retryAfter !== undefined) response.setHeader('Retry-After', String(retryAfter));
     response.status(status).json({ statusCode: status, error: REASON[status] ?? 'Error', message });
@@ -100,4 +106,13 @@ export class HttpExceptionFilter implements ExceptionFilter {
     );
     return { status: 500, message: 'internal error' };
   }
+}
+
+function isHealthCheckBody(body: unknown): boolean {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    (body as { status?: unknown }).status === 'error' &&
+    'details' in body
+  );
 }

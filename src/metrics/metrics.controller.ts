@@ -12,6 +12,6 @@ export class MetricsController {
   @ApiProduces('text/plain')
   @ApiOperation({ summary: 'Prometheus metrics' })
   scrape(): Promise<string> {
-    return this.metrics.registry.metrics();
+    return this.metrics.scrape();
   }
 }

@@ -104,7 +104,6 @@ export class MetricsService {
     help: 'Per shard held by this instance: how far behind the tip of the stream the last read was',
     labelNames: ['shard'],
     registers: [this.registry],
-    collect: () => this.collect(),
   });
   readonly leasesHeld = new Gauge({
     name: 'aq_leases_held',
@@ -121,7 +120,9 @@ export class MetricsService {
     this.collectors.push(collector);
   }
 
-  private collect(): void {
+  /** The Prometheus text, with every collector run first (so no gauge shows the scrape before). */
+  scrape(): Promise<string> {
     for (const collector of this.collectors) collector();
+    return this.registry.metrics();
   }
 }

@@ -128,16 +128,21 @@ export class LeaseCoordinator {
     this.renewTimer = setTimeout(renewLoop, this.cycleIntervalMs);
   }
 
-  /** Stops every worker after its batch in flight, then releases the leases and the heartbeat. */
+  /**
+   * Stops every worker after its batch in flight, then releases the leases and the heartbeat. It
+   * waits neither for a lease cycle nor for a renewal in flight, and bounds each release, so a
+   * hung table cannot hold a shutdown past its deadline.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.renewTimer);
-    await Promise.all([this.ticking, ...[...this.held.values()].map((h) => h.renewing)]);
     const held = [...this.held.values()];
     for (const h of held) h.worker.stop();
     await Promise.allSettled(held.map((h) => h.worker.done));
-    const released = await Promise.allSettled(held.map((h) => this.store.release(h.lease)));
+    const released = await Promise.allSettled(
+      held.map((h) => this.store.release(h.lease, AbortSignal.timeout(this.renewTimeoutMs))),
+    );
     released.forEach((r, i) => {
       if (r.status === 'rejected')
         this.options.log.warn(
@@ -146,7 +151,7 @@ export class LeaseCoordinator {
     });
     this.held.clear();
     await this.store
-      .removeInstance(this.options.owner)
+      .removeInstance(this.options.owner, undefined, AbortSignal.timeout(this.renewTimeoutMs))
       .catch((error: Error) =>
         this.options.log.warn(`heartbeat removal failed: ${error.name}: ${error.message}`),
       );
@@ -323,6 +328,15 @@ export class LeaseCoordinator {
   private async takeAndStart(seen: Lease): Promise<void> {
     const lease = await this.store.take(seen, this.options.owner);
     if (!lease) return;
+    if (this.stopped) {
+      // Taken while stopping: give it straight back.
+      await this.store.release(lease, AbortSignal.timeout(this.renewTimeoutMs)).catch(() => {
+        this.options.log.warn(
+          `${lease.leaseKey}: release failed, others take it after the failover time`,
+        );
+      });
+      return;
+    }
     const h: Held = { lease, renewedAt: this.now(), worker: this.options.startWorker(lease) };
     this.held.set(lease.leaseKey, h);
     void h.worker.done.finally(() => this.finished(h));

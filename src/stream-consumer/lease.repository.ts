@@ -75,9 +75,9 @@ export interface LeaseStore {
   take(seen: Lease, owner: string): Promise<Lease | undefined>;
   /** Increments the counter; throws LeaseLostError when owner or epoch moved. */
   renew(lease: Lease, signal?: AbortSignal): Promise<void>;
-  release(lease: Lease): Promise<void>;
+  release(lease: Lease, signal?: AbortSignal): Promise<void>;
   heartbeat(owner: string, leasesHeld: number): Promise<void>;
-  removeInstance(owner: string, leaseCounter?: number): Promise<void>;
+  removeInstance(owner: string, leaseCounter?: number, signal?: AbortSignal): Promise<void>;
 }
 
 const isConditionFailure = (error: unknown) => error instanceof ConditionalCheckFailedException;
@@ -279,12 +279,14 @@ export class LeaseRepository implements LeaseStore {
   }
 
   /** Gives the lease up (owner cleared) so another instance can take it at once. */
-  async release(lease: Lease): Promise<void> {
+  async release(lease: Lease, signal?: AbortSignal): Promise<void> {
     try {
-      await this.ownedUpdate(lease, 'SET leaseOwner = :none, leaseCounter = leaseCounter + :one', {
-        ':none': null,
-        ':one': 1,
-      });
+      await this.ownedUpdate(
+        lease,
+        'SET leaseOwner = :none, leaseCounter = leaseCounter + :one',
+        { ':none': null, ':one': 1 },
+        signal,
+      );
       lease.leaseOwner = null;
     } catch (error) {
       if (!(error instanceof LeaseLostError)) throw error;
@@ -310,7 +312,7 @@ export class LeaseRepository implements LeaseStore {
   }
 
   /** Removes a heartbeat; with `leaseCounter`, only if it has not moved since (a dead instance). */
-  async removeInstance(owner: string, leaseCounter?: number): Promise<void> {
+  async removeInstance(owner: string, leaseCounter?: number, signal?: AbortSignal): Promise<void> {
     try {
       await this.db.send(
         new DeleteCommand({
@@ -323,6 +325,7 @@ export class LeaseRepository implements LeaseStore {
                 ExpressionAttributeValues: { ':counter': leaseCounter },
               }),
         }),
+        { abortSignal: signal },
       );
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
