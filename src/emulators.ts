@@ -1,5 +1,5 @@
 import { loadConfig, ConfigError } from './config/app.config';
-import { EmbeddedEmulators } from './infra/embedded/embedded-emulators';
+import { EmbeddedEmulators, EmbeddedSetupError } from './infra/embedded/embedded-emulators';
 import { provisionResources } from './infra/embedded/resource-provisioner';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -21,7 +21,9 @@ async function main(): Promise<void> {
   const stop = () => void emulators.stop().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  await provisionResources(endpoints, config);
+  await provisionResources(endpoints, config, {
+    log: (message) => process.stderr.write(`${message}\n`),
+  });
   process.stdout.write(
     [
       `AWS_ENDPOINT_URL_KINESIS=${endpoints.kinesis}`,
@@ -36,7 +38,11 @@ async function main(): Promise<void> {
 
 main().catch((error: Error) => {
   process.stderr.write(
-    `${error instanceof ConfigError ? error.message : `emulators failed: ${error.message}`}\n`,
+    `${
+      error instanceof ConfigError || error instanceof EmbeddedSetupError
+        ? error.message
+        : `emulators failed: ${error.message}`
+    }\n`,
   );
   process.exit(1);
 });

@@ -80,7 +80,11 @@ class AwsClientsCloser implements OnApplicationShutdown {
       inject: [APP_CONFIG, EmbeddedBackend],
       useFactory: async (config: AppConfig, backend: EmbeddedBackend) => {
         const endpoints = await backend.endpoints(config);
-        if (config.provisionResources) await provisionResources(endpoints, config);
+        if (config.provisionResources) {
+          // In compose the service may start before LocalStack answers: retry for a while.
+          const logger = new Logger('Provisioning');
+          await provisionResources(endpoints, config, { log: (m) => logger.warn(m) });
+        }
         return endpoints;
       },
     },

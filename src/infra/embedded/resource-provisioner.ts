@@ -15,6 +15,7 @@ import {
   ResourceInUseException as StreamInUse,
   ResourceNotFoundException as StreamNotFound,
 } from '@aws-sdk/client-kinesis';
+import { backoffDelay, sleep } from '../../common/backoff';
 import { AwsEndpoints, createDynamoDbClient, createKinesisClient } from '../aws/aws-clients';
 
 export interface ResourceNames {
@@ -78,21 +79,87 @@ async function poll<T>(what: string, read: () => Promise<T | undefined>): Promis
   }
 }
 
+export interface ProvisionOptions {
+  /** How long to keep retrying while the endpoints do not answer yet (LocalStack starting). */
+  retryForMs?: number;
+  log?: (message: string) => void;
+}
+
+export const PROVISION_RETRY_MS = 60_000;
+const RETRY_POLICY = { baseMs: 250, capMs: 5_000 };
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+]);
+
+/**
+ * Whether `error` says the endpoint is not there or not ready yet (connection refused, DNS not
+ * resolving yet, a timeout, a 5xx), rather than a request it rejected.
+ */
+export function isUnreachable(error: unknown): boolean {
+  const e = error as {
+    code?: string;
+    name?: string;
+    message?: string;
+    errors?: unknown[];
+    $metadata?: { httpStatusCode?: number };
+  } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (e.code && UNREACHABLE_CODES.has(e.code)) return true;
+  // The SDK's retry middleware wraps errors from another realm (Jest) as "AWS SDK error wrapper
+  // for Error: connect ECONNREFUSED …", keeping only the message.
+  const code = /\b(E[A-Z_]+)\b/.exec(e.message ?? '')?.[1];
+  if (code && UNREACHABLE_CODES.has(code)) return true;
+  if (e.name === 'TimeoutError' || e.name === 'ServiceUnavailable') return true;
+  if ((e.$metadata?.httpStatusCode ?? 0) >= 500) return true;
+  return Array.isArray(e.errors) && e.errors.some(isUnreachable);
+}
+
+function describe(error: unknown): string {
+  const e = error as { code?: string; name?: string; message?: string };
+  return [e.code ?? e.name, e.message].filter(Boolean).join(': ') || String(error);
+}
+
 /**
  * Creates the stream and the tables when missing, with clients of its own that it closes after;
- * safe to run from several instances at once.
+ * safe to run from several instances at once. While the endpoints do not answer yet it retries
+ * with back-off for `retryForMs` (60 s), logging each retry, then fails with the last error.
  */
 export async function provisionResources(
   endpoints: AwsEndpoints,
   names: ResourceNames,
+  options: ProvisionOptions = {},
 ): Promise<void> {
-  const kinesis = createKinesisClient(endpoints);
-  const dynamoDb = createDynamoDbClient(endpoints);
-  try {
-    await provision(kinesis, dynamoDb, names);
-  } finally {
-    kinesis.destroy();
-    dynamoDb.destroy();
+  const deadline = Date.now() + (options.retryForMs ?? PROVISION_RETRY_MS);
+  for (let attempt = 1; ; attempt++) {
+    const kinesis = createKinesisClient(endpoints);
+    const dynamoDb = createDynamoDbClient(endpoints);
+    try {
+      await provision(kinesis, dynamoDb, names);
+      return;
+    } catch (error) {
+      const left = deadline - Date.now();
+      if (!isUnreachable(error)) throw error;
+      if (left <= 0) {
+        throw new Error(
+          `provisioning gave up after ${attempt} attempts: Kinesis ${endpoints.kinesis ?? '(AWS)'}, DynamoDB ${endpoints.dynamoDb ?? '(AWS)'} not reachable: ${describe(error)}`,
+        );
+      }
+      const delay = Math.min(left, Math.max(100, backoffDelay(attempt, RETRY_POLICY)));
+      options.log?.(
+        `provisioning attempt ${attempt} failed, endpoints not reachable yet (${describe(error)}); retrying in ${delay} ms`,
+      );
+      await sleep(delay);
+    } finally {
+      kinesis.destroy();
+      dynamoDb.destroy();
+    }
   }
 }
 
