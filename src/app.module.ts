@@ -1,5 +1,10 @@
 import { Module } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
 import { ThrottlerModule } from '@nestjs/throttler';
+import { LoggerModule } from 'nestjs-pino';
+import { LoggingModule } from './common/logging.module';
+import { ROOT_LOGGER } from './common/logging.tokens';
+import { loggerParams } from './common/request-logging';
 import { AppConfig } from './config/app.config';
 import { APP_CONFIG } from './config/config.tokens';
 import { ConfigModule } from './config/config.module';
@@ -13,6 +18,13 @@ import { StreamConsumerModule } from './stream-consumer/stream-consumer.module';
 @Module({
   imports: [
     ConfigModule,
+    LoggingModule,
+    LoggerModule.forRootAsync({
+      imports: [LoggingModule],
+      inject: [ROOT_LOGGER],
+      useFactory: loggerParams,
+    }),
+    ScheduleModule.forRoot(),
     MetricsModule,
     ThrottlerModule.forRootAsync({
       inject: [APP_CONFIG],

@@ -5,15 +5,26 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { API_KEY_HEADER, API_KEY_SCHEME } from './common/api-key.guard';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { jsonOnly } from './common/json-only.middleware';
+import { ROOT_LOGGER } from './common/logging.tokens';
+import { accessLog } from './common/request-logging';
+import { AppConfig } from './config/app.config';
+import { APP_CONFIG } from './config/config.tokens';
+import { httpMetrics } from './metrics/http-metrics.middleware';
+import { MetricsService } from './metrics/metrics.service';
 
 export const BODY_LIMIT = '1mb';
 
 /**
- * Everything main.ts and the end-to-end tests share: body limit, validation, the error filter,
- * Swagger. The application must be created with `{ bodyParser: false }`.
+ * Everything main.ts and the end-to-end tests share: trust proxy, access log, HTTP metrics, body limit,
+ * validation, the error filter, Swagger. The application must be created with
+ * `{ bodyParser: false }`.
  */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
+  const config = app.get<AppConfig>(APP_CONFIG);
+  app.set('trust proxy', config.trustProxy);
   app.disable('x-powered-by');
+  app.use(accessLog(app.get(ROOT_LOGGER)));
+  app.use(httpMetrics(app.get(MetricsService)));
   app.use(helmet());
   app.use(jsonOnly);
   app.useBodyParser('json', { limit: BODY_LIMIT });

@@ -2,29 +2,21 @@ import 'reflect-metadata';
 
 // The SDK warns on Node 20 about releases after January 2027; the versions are pinned.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-import { ConsoleLogger, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { Logger } from 'nestjs-pino';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
-import { ConfigError, loadConfig, LogLevelName } from './config/app.config';
+import { ConfigError, loadConfig, startedBy } from './config/app.config';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
-const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
-
-export function logLevels(level: LogLevelName): LogLevel[] {
-  const wanted = level === 'info' ? 'log' : level;
-  return LEVELS.slice(0, LEVELS.indexOf(wanted) + 1);
-}
 
 async function bootstrap(): Promise<void> {
   let config;
   try {
-    config = loadConfig(process.env, {
-      simulatorEnabled: process.env.npm_lifecycle_event === 'start',
-    });
+    config = loadConfig(process.env, startedBy(process.env));
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -32,11 +24,13 @@ async function bootstrap(): Promise<void> {
     }
     throw error;
   }
-  const logger = new ConsoleLogger({ json: true, logLevels: logLevels(config.logLevel) });
+  // Start-up lines are buffered until the JSON logger (LOG_LEVEL) takes over.
   const app = await NestFactory.create<NestExpressApplication>(AppModule, {
     bodyParser: false,
-    logger,
+    bufferLogs: true,
   });
+  const logger = app.get(Logger);
+  app.useLogger(logger);
   configureApp(app);
   await app.listen(config.port);
   const { port } = (app.getHttpServer() as Server).address() as AddressInfo;

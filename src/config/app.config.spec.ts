@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './app.config';
+import { ConfigError, loadConfig, startedBy } from './app.config';
 
 /** Runs loadConfig expecting it to throw, and returns the ConfigError. */
 function configError(env: Record<string, string | undefined>): ConfigError {
@@ -94,18 +94,52 @@ describe('loadConfig (SPEC §4)', () => {
   });
 
   describe('SIMULATOR_ENABLED', () => {
-    it('is on when the caller defaults it on (npm start)', () => {
-      expect(loadConfig({}, { simulatorEnabled: true }).simulator.enabled).toBe(true);
+    it('is on under npm start with the embedded backend', () => {
+      expect(loadConfig({}, { byNpmStart: true }).simulator.enabled).toBe(true);
+    });
+
+    it('is off under npm start with BACKEND=aws: never simulated data into real AWS by default', () => {
+      expect(loadConfig({ BACKEND: 'aws' }, { byNpmStart: true }).simulator.enabled).toBe(false);
+      expect(
+        loadConfig({ BACKEND: 'aws', SIMULATOR_ENABLED: 'true' }, { byNpmStart: true }).simulator
+          .enabled,
+      ).toBe(true);
     });
 
     it('is on with SIMULATOR_ENABLED=true', () => {
       expect(loadConfig({ SIMULATOR_ENABLED: 'true' }).simulator.enabled).toBe(true);
     });
 
-    it('SIMULATOR_ENABLED=false wins over the caller default', () => {
+    it('SIMULATOR_ENABLED=false wins over npm start', () => {
       expect(
-        loadConfig({ SIMULATOR_ENABLED: 'false' }, { simulatorEnabled: true }).simulator.enabled,
+        loadConfig({ SIMULATOR_ENABLED: 'false' }, { byNpmStart: true }).simulator.enabled,
       ).toBe(false);
+    });
+
+    it('npm start is told by npm_lifecycle_event', () => {
+      expect(startedBy({ npm_lifecycle_event: 'start' })).toEqual({ byNpmStart: true });
+      expect(startedBy({ npm_lifecycle_event: 'test' })).toEqual({ byNpmStart: false });
+      expect(startedBy({})).toEqual({ byNpmStart: false });
+    });
+  });
+
+  describe('TRUST_PROXY', () => {
+    it('is false by default, and when empty', () => {
+      expect(loadConfig({}).trustProxy).toBe(false);
+      expect(loadConfig({ TRUST_PROXY: '' }).trustProxy).toBe(false);
+    });
+
+    it.each([
+      ['true', true],
+      ['FALSE', false],
+      ['1', 1],
+      ['2', 2],
+      ['loopback', ['loopback']],
+      ['10.0.0.0/8, 192.168.1.7', ['10.0.0.0/8', '192.168.1.7']],
+      ['loopback,fc00::/7,::1', ['loopback', 'fc00::/7', '::1']],
+      ['10.0.0.0/255.0.0.0', ['10.0.0.0/255.0.0.0']],
+    ])('%p is %p', (value, expected) => {
+      expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toEqual(expected);
     });
   });
 
@@ -153,6 +187,10 @@ describe('loadConfig (SPEC §4)', () => {
       ['PROVISION_RESOURCES', 'perhaps'],
       ['PRODUCER_LINGER_MS', '-1'],
       ['LOG_LEVEL', 'loud'],
+      ['TRUST_PROXY', 'yes-please'],
+      ['TRUST_PROXY', '10.0.0.0/33'],
+      ['TRUST_PROXY', '10.0.0.1,,10.0.0.2'],
+      ['TRUST_PROXY', '-1'],
       ['DYNAMODB_REALTIME_TABLE', 'a b'],
       ['AWS_ENDPOINT_URL', 'localhost:4566'],
     ])('%s=%p', (name, value) => {

@@ -11,7 +11,9 @@ import {
   Max,
   Min,
   validateSync,
+  ValidateBy,
 } from 'class-validator';
+import { isIP } from 'node:net';
 
 const toInt = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
@@ -23,6 +25,38 @@ const toBool = ({ value }: { value: unknown }) => {
   return value;
 };
 const RESOURCE_NAME = /^[A-Za-z0-9_.-]{3,128}$/;
+
+/** Express's `trust proxy`: false, true, a hop count, or addresses and subnets. */
+export type TrustProxy = boolean | number | string[];
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const isProxyAddress = (entry: string) => {
+  if (PROXY_NAMES.has(entry)) return true;
+  const [address, bits, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  if (!/^\d{1,3}$/.test(bits)) return isIP(bits) === family;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+};
+const toTrustProxy = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  if (v === 'true' || v === 'false') return v === 'true';
+  if (/^\d{1,3}$/.test(v)) return Number(v);
+  const entries = v.split(',').map((e) => e.trim());
+  return entries.every((e) => e.length > 0 && isProxyAddress(e)) ? entries : value;
+};
+const IsTrustProxy = () =>
+  ValidateBy({
+    name: 'isTrustProxy',
+    validator: {
+      validate: (value: unknown) =>
+        typeof value === 'boolean' || typeof value === 'number' || Array.isArray(value),
+      defaultMessage: () =>
+        'TRUST_PROXY must be true, false, a hop count, or a comma list of addresses, subnets (CIDR) or loopback/linklocal/uniquelocal',
+    },
+  });
 
 /** The environment as the service reads it: every variable of SPEC §4, validated once at start-up. */
 class EnvironmentVariables {
@@ -61,6 +95,7 @@ class EnvironmentVariables {
   @Transform(toBool) @IsBoolean() READ_API_KEYS_REQUIRED = false;
   @Transform(toBool) @IsBoolean() ALLOW_ANONYMOUS_WRITES = false;
   @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000) RATE_LIMIT_PER_MINUTE = 600;
+  @Transform(toTrustProxy) @IsTrustProxy() TRUST_PROXY: TrustProxy = false;
   @IsString() NODE_ENV = 'development';
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'verbose']) LOG_LEVEL = 'info';
   @IsOptional() @IsString() AWS_REGION?: string;
@@ -95,6 +130,8 @@ export interface AppConfig {
   readApiKeysRequired: boolean;
   /** Write requests per minute per key (per client address when anonymous); 0: off. */
   rateLimitPerMinute: number;
+  /** Express's `trust proxy`, so that req.ip (rate limits, logs) is the client behind a proxy. */
+  trustProxy: TrustProxy;
   logLevel: LogLevelName;
 }
 
@@ -110,15 +147,26 @@ function windowSizes(list: string) {
   }
 }
 
-const EMPTY_MEANS_UNSET = new Set(['PROVISION_RESOURCES', 'SIMULATOR_ENABLED', 'AWS_REGION']);
+const EMPTY_MEANS_UNSET = new Set([
+  'PROVISION_RESOURCES',
+  'SIMULATOR_ENABLED',
+  'TRUST_PROXY',
+  'AWS_REGION',
+]);
+
+/** How the process was started, as far as loadConfig's defaults care. */
+export const startedBy = (env: Record<string, string | undefined>) => ({
+  byNpmStart: env.npm_lifecycle_event === 'start',
+});
 
 /**
  * Reads and validates the configuration; throws a ConfigError whose message is one line naming the
- * first bad variable. `defaults.simulatorEnabled` is what `npm start` turns on.
+ * first bad variable. `started.byNpmStart` turns the simulator on by default, with the embedded
+ * backend only: never against real AWS unless SIMULATOR_ENABLED=true.
  */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
-  defaults: { simulatorEnabled?: boolean } = {},
+  started: { byNpmStart?: boolean } = {},
 ): AppConfig {
   const known = Object.keys(new EnvironmentVariables());
   const picked: Record<string, string> = {};
@@ -193,7 +241,7 @@ export function loadConfig(
       stallUnreadyMs: vars.CONSUMER_STALL_UNREADY_MS,
     },
     simulator: {
-      enabled: vars.SIMULATOR_ENABLED ?? defaults.simulatorEnabled ?? false,
+      enabled: vars.SIMULATOR_ENABLED ?? (embedded && started.byNpmStart === true),
       cities: vars.SIMULATOR_CITIES,
       rate: vars.SIMULATOR_RATE,
     },
@@ -209,6 +257,7 @@ export function loadConfig(
     apiKeys,
     readApiKeysRequired: vars.READ_API_KEYS_REQUIRED,
     rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE,
+    trustProxy: vars.TRUST_PROXY,
     logLevel: vars.LOG_LEVEL as LogLevelName,
   };
 }

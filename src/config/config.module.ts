@@ -1,5 +1,5 @@
 import { Global, Module } from '@nestjs/common';
-import { loadConfig } from './app.config';
+import { loadConfig, startedBy } from './app.config';
 import { APP_CONFIG } from './config.tokens';
 
 /** Provides the validated AppConfig; tests override APP_CONFIG with their own loadConfig(...). */
@@ -8,8 +8,7 @@ import { APP_CONFIG } from './config.tokens';
   providers: [
     {
       provide: APP_CONFIG,
-      useFactory: () =>
-        loadConfig(process.env, { simulatorEnabled: process.env.npm_lifecycle_event === 'start' }),
+      useFactory: () => loadConfig(process.env, startedBy(process.env)),
     },
   ],
   exports: [APP_CONFIG],

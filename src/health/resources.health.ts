@@ -7,13 +7,33 @@ import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_CLIENT, KINESIS_CLIENT } from '../infra/aws/aws.tokens';
 import { PollerStatus } from '../stream-consumer/shard-poller';
 import { StreamConsumerService } from '../stream-consumer/stream-consumer.service';
+import { ShortLivedCache } from './short-lived-cache';
 
 const TIMEOUT_MS = 2000;
+/**
+ * Probes share the stream's and the tables' answers this long: DescribeStreamSummary is limited to
+ * 20 calls a second per account, shared by every instance and every probe. Shorter than the
+ * consumer's stall threshold, so a failing table shows by the time shards are reported stalled.
+ * The consumer's part is in memory and stays live.
+ */
+export const RESOURCES_CACHE_MS = 2000;
+
+interface Checked {
+  up: boolean;
+  data: Record<string, unknown>;
+}
 const errorName = (error: unknown) => (error instanceof Error ? error.name : 'Error');
 
 /** Readiness: the stream is ACTIVE, the tables answer, the consumer holds or is acquiring leases. */
 @Injectable()
 export class ResourcesHealthIndicator {
+  private readonly streamCheck = new ShortLivedCache(RESOURCES_CACHE_MS, () =>
+    this.describeStream(),
+  );
+  private readonly tablesCheck = new ShortLivedCache(RESOURCES_CACHE_MS, () =>
+    this.describeTables(),
+  );
+
   constructor(
     private readonly health: HealthIndicatorService,
     @Inject(KINESIS_CLIENT) private readonly kinesis: KinesisClient,
@@ -23,30 +43,36 @@ export class ResourcesHealthIndicator {
   ) {}
 
   async stream() {
+    const { up, data } = await this.streamCheck.get();
     const indicator = this.health.check('stream');
-    try {
-      const { StreamDescriptionSummary: s } = await this.kinesis.send(
-        new DescribeStreamSummaryCommand({ StreamName: this.config.stream.name }),
-        { abortSignal: AbortSignal.timeout(TIMEOUT_MS) },
-      );
-      const data = {
-        name: this.config.stream.name,
-        streamStatus: s?.StreamStatus,
-        openShards: s?.OpenShardCount,
-      };
-      return s?.StreamStatus === 'ACTIVE' || s?.StreamStatus === 'UPDATING'
-        ? indicator.up(data)
-        : indicator.down(data);
-    } catch (error) {
-      return indicator.down({ name: this.config.stream.name, error: errorName(error) });
-    }
+    return up ? indicator.up(data) : indicator.down(data);
   }
 
   async tables() {
+    const { up, data } = await this.tablesCheck.get();
     const indicator = this.health.check('tables');
-    const names = Object.values(this.config.tables);
+    return up ? indicator.up(data) : indicator.down(data);
+  }
+
+  private async describeStream(): Promise<Checked> {
+    const name = this.config.stream.name;
+    try {
+      const { StreamDescriptionSummary: s } = await this.kinesis.send(
+        new DescribeStreamSummaryCommand({ StreamName: name }),
+        { abortSignal: AbortSignal.timeout(TIMEOUT_MS) },
+      );
+      return {
+        up: s?.StreamStatus === 'ACTIVE' || s?.StreamStatus === 'UPDATING',
+        data: { name, streamStatus: s?.StreamStatus, openShards: s?.OpenShardCount },
+      };
+    } catch (error) {
+      return { up: false, data: { name, error: errorName(error) } };
+    }
+  }
+
+  private async describeTables(): Promise<Checked> {
     const results = await Promise.all(
-      names.map(async (name) => {
+      Object.values(this.config.tables).map(async (name) => {
         try {
           const { Table } = await this.dynamoDb.send(
             new DescribeTableCommand({ TableName: name }),
@@ -60,10 +86,10 @@ export class ResourcesHealthIndicator {
         }
       }),
     );
-    const data = Object.fromEntries(results);
-    return results.every(([, status]) => status === 'ACTIVE')
-      ? indicator.up(data)
-      : indicator.down(data);
+    return {
+      up: results.every(([, status]) => status === 'ACTIVE'),
+      data: Object.fromEntries(results),
+    };
   }
 
   /**

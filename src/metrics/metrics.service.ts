@@ -105,6 +105,19 @@ export class MetricsService {
     labelNames: ['shard'],
     registers: [this.registry],
   });
+  readonly httpRequests = new Counter({
+    name: 'aq_http_requests_total',
+    help: 'HTTP requests answered, by route pattern, method and status',
+    labelNames: ['route', 'method', 'status'],
+    registers: [this.registry],
+  });
+  readonly httpDuration = new Histogram({
+    name: 'aq_http_request_duration_seconds',
+    help: 'Time from a request arriving to its response being sent, by route pattern, method and status',
+    labelNames: ['route', 'method', 'status'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   readonly leasesHeld = new Gauge({
     name: 'aq_leases_held',
     help: 'Shard leases held by this instance',

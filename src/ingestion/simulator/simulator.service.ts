@@ -5,23 +5,28 @@ import {
   OnApplicationBootstrap,
   OnModuleDestroy,
 } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import { AppConfig } from '../../config/app.config';
 import { APP_CONFIG } from '../../config/config.tokens';
 import { IngestionService } from '../ingestion.service';
 import { MeasurementGenerator, simulatedCities } from './measurement-generator';
 
 const TICK_MS = 100;
+export const SIMULATOR_INTERVAL = 'simulator';
 
-/** Feeds simulated measurements through the same producer as POST /measurements. */
+/**
+ * Feeds simulated measurements through the same producer as POST /measurements, on an interval
+ * registered with the SchedulerRegistry (its rate is configuration, so not a decorator).
+ */
 @Injectable()
 export class SimulatorService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(SimulatorService.name);
-  private timer?: NodeJS.Timeout;
   private owed = 0;
   private inFlight = new Set<Promise<unknown>>();
 
   constructor(
     private readonly ingestion: IngestionService,
+    private readonly scheduler: SchedulerRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -30,11 +35,15 @@ export class SimulatorService implements OnApplicationBootstrap, OnModuleDestroy
     if (!enabled) return;
     const generator = new MeasurementGenerator(simulatedCities(cities));
     this.logger.log(`simulating ${cities} cities at ${rate} measurements/s`);
-    this.timer = setInterval(() => this.tick(generator, rate), TICK_MS);
+    this.scheduler.addInterval(
+      SIMULATOR_INTERVAL,
+      setInterval(() => this.tick(generator, rate), TICK_MS),
+    );
   }
 
   async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
+    if (this.scheduler.doesExist('interval', SIMULATOR_INTERVAL))
+      this.scheduler.deleteInterval(SIMULATOR_INTERVAL);
     await Promise.allSettled([...this.inFlight]);
   }
 
