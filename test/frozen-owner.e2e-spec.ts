@@ -1,6 +1,13 @@
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { spawnService, ServiceProcess } from './support/service-process';
-import { allFinal, compareWithOracle, dataset, putOnStream, Sent } from './support/oracle';
+import { consumerHealth, spawnService, ServiceProcess } from './support/service-process';
+import {
+  aggregateTableItems,
+  allFinal,
+  compareWithOracle,
+  dataset,
+  putOnStream,
+  Sent,
+} from './support/oracle';
 import { checkpoints } from './support/stream';
 import { eventually, isolatedEnv, startApp, TestApp } from './support/test-app';
 
@@ -11,14 +18,6 @@ const SIZES: [string, number][] = [
 ];
 const CITIES = Array.from({ length: 6 }, (_, i) => `frozen-city-${i}`);
 
-/** The whole aggregates table, item by item (updated_at included: a rewrite shows). */
-async function tableItems(t: TestApp): Promise<Map<string, Record<string, unknown>>> {
-  const { Items = [] } = await t.db.send(
-    new ScanCommand({ TableName: t.config.tables.aggregates, ConsistentRead: true }),
-  );
-  return new Map(Items.map((i) => [`${i.city_id}|${i.window_key}`, i]));
-}
-
 async function leaseOwners(t: TestApp): Promise<Set<string>> {
   const { Items = [] } = await t.db.send(
     new ScanCommand({ TableName: t.config.tables.leases, ConsistentRead: true }),
@@ -26,16 +25,6 @@ async function leaseOwners(t: TestApp): Promise<Set<string>> {
   return new Set(
     Items.filter((i) => String(i.leaseKey).startsWith('shardId-')).map((i) => i.leaseOwner),
   );
-}
-
-async function readiness(service: ServiceProcess): Promise<{ leases_held: number }> {
-  const res = await fetch(`${service.url}/health/ready`);
-  const body = (await res.json()) as {
-    details?: { consumer?: { leases_held: number } };
-    info?: { consumer?: { leases_held: number } };
-    error?: { consumer?: { leases_held: number } };
-  };
-  return (body.details ?? body.info ?? body.error)!.consumer!;
 }
 
 describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child processes, real emulators)', () => {
@@ -62,7 +51,7 @@ describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child proc
     let b: ServiceProcess | undefined;
     try {
       await eventually(
-        async () => ((await readiness(a)).leases_held === 2 ? true : undefined),
+        async () => ((await consumerHealth(a)).leases_held === 2 ? true : undefined),
         'the first instance holding both leases',
       );
       // Feed the first 60 % chunk by chunk; freeze the owner once it has processed records that
@@ -108,16 +97,16 @@ describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child proc
         90_000,
       );
       compareWithOracle(got, want);
-      const finals = await tableItems(t);
+      const finals = await aggregateTableItems(t);
 
       // The frozen owner wakes: it must learn from the table that it lost both leases.
       a.child.kill('SIGCONT');
       await eventually(
-        async () => ((await readiness(a)).leases_held === 0 ? true : undefined),
+        async () => ((await consumerHealth(a)).leases_held === 0 ? true : undefined),
         'the woken instance giving up its leases',
       );
       expect(await a.kill('SIGTERM')).toBe(0);
-      const after = await tableItems(t);
+      const after = await aggregateTableItems(t);
       expect(after).toEqual(finals);
       const again = await allFinal(t, records, SIZES, BASE);
       compareWithOracle(again!.got, again!.want);

@@ -1,8 +1,16 @@
-import { ListShardsCommand, MergeShardsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { ListShardsCommand, MergeShardsCommand } from '@aws-sdk/client-kinesis';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { aggregatesOf, allFinal, compareWithOracle, expected, Sent } from './support/oracle';
+import {
+  aggregatesOf,
+  aggregateTableItems,
+  allFinal,
+  compareWithOracle,
+  expected,
+  putOnStream,
+  Sent,
+} from './support/oracle';
 import { waitUntilConsumed } from './support/stream';
 import { eventually, isolatedEnv, startApp, TestApp } from './support/test-app';
 
@@ -42,49 +50,15 @@ function record(city: string, at: number, station: string): Sent {
 const byTime = (records: Sent[]) =>
   [...records].sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
 
-/** Puts `records` in this order (one call per 100) and returns the shard each one went to. */
-async function put(t: TestApp, records: Sent[]): Promise<string[]> {
-  const shards: string[] = [];
-  for (let i = 0; i < records.length; i += 100) {
-    const chunk = records.slice(i, i + 100);
-    const out = await t.kinesis.send(
-      new PutRecordsCommand({
-        StreamName: t.config.stream.name,
-        Records: chunk.map((r) => ({
-          PartitionKey: r.city_id,
-          Data: Buffer.from(JSON.stringify(r)),
-        })),
-      }),
-    );
-    if (out.FailedRecordCount) throw new Error(`${out.FailedRecordCount} records not put`);
-    shards.push(...out.Records!.map((r) => r.ShardId!));
-  }
-  return shards;
-}
+/** Puts `records` in this order and returns the shard each one went to. */
+const put = async (t: TestApp, records: Sent[]) =>
+  (await putOnStream(t, records)).map((r) => r.ShardId!);
 
 async function lateRecordsCounted(t: TestApp): Promise<number> {
   const metrics = await t.http.get('/metrics').expect(200);
   const value = /^aq_late_records_total (\d+)/m.exec(metrics.text)?.[1];
   if (value === undefined) throw new Error('aq_late_records_total missing from /metrics');
   return Number(value);
-}
-
-/** Every item of the aggregates table (updated_at included: a rewrite shows), consistent. */
-async function aggregateItems(t: TestApp): Promise<Map<string, Record<string, unknown>>> {
-  const items = new Map<string, Record<string, unknown>>();
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await t.db.send(
-      new ScanCommand({
-        TableName: t.config.tables.aggregates,
-        ConsistentRead: true,
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const i of page.Items ?? []) items.set(`${i.city_id}|${i.window_key}`, i);
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return items;
 }
 
 async function leaseItems(t: TestApp): Promise<Map<string, Record<string, unknown>>> {
@@ -224,7 +198,7 @@ async function mergeFastAndSlow(t: TestApp, prefix: string): Promise<Merged> {
   );
   const lateBefore = await lateRecordsCounted(t);
   const finalsBefore = new Map(
-    [...(await aggregateItems(t))].filter(
+    [...(await aggregateTableItems(t))].filter(
       ([, a]) => fast.includes(a.city_id as string) && a.final === true,
     ),
   );
@@ -298,7 +272,7 @@ async function expectSlowWindowsComplete(t: TestApp, m: Merged, timeoutMs = 90_0
 
 /** The fast finals untouched (whole items) and exactly the late records counted as late. */
 async function expectFastFinalsKept(t: TestApp, m: Merged): Promise<void> {
-  const itemsAfter = await aggregateItems(t);
+  const itemsAfter = await aggregateTableItems(t);
   const rewritten = [...m.finalsBefore.keys()].filter(
     (k) => !isDeepStrictEqual(itemsAfter.get(k), m.finalsBefore.get(k)),
   );
@@ -345,7 +319,7 @@ describe('watermarks after a merge: late records from the fast parent first', ()
   it('stores every record and keeps the fast finals', async () => {
     m = await mergeFastAndSlow(t, 'mwl');
     await putAfterMerge(t, m, [m.late, m.slowPost]);
-    const itemsAfter = await aggregateItems(t);
+    const itemsAfter = await aggregateTableItems(t);
     for (const [key, item] of m.finalsBefore) expect(itemsAfter.get(key)).toEqual(item);
   }, 240_000);
 

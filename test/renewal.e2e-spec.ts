@@ -2,7 +2,7 @@ import { ListShardsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createHash } from 'node:crypto';
 import { Sent } from './support/oracle';
-import { ServiceProcess, spawnService } from './support/service-process';
+import { consumerHealth, ServiceProcess, spawnService } from './support/service-process';
 import { waitUntilConsumed } from './support/stream';
 import { eventually, isolatedEnv, startApp, TestApp } from './support/test-app';
 
@@ -50,16 +50,6 @@ function leaseKeysOf(input: unknown, leaseTable: string): string[] {
     }
   }
   return keys;
-}
-
-async function readiness(service: ServiceProcess): Promise<{ leases_held: number }> {
-  const res = await fetch(`${service.url}/health/ready`);
-  const body = (await res.json()) as {
-    details?: { consumer?: { leases_held: number } };
-    info?: { consumer?: { leases_held: number } };
-    error?: { consumer?: { leases_held: number } };
-  };
-  return (body.details ?? body.info ?? body.error)!.consumer!;
 }
 
 describe('lease renewal while one lease’s commit hangs (DynamoDB Local, a second instance)', () => {
@@ -209,7 +199,7 @@ describe('lease renewal while one lease’s commit hangs (DynamoDB Local, a seco
     second = await spawnService(env);
     const stolen = await eventually(
       async () => {
-        if ((await readiness(second!)).leases_held !== 1) return undefined;
+        if ((await consumerHealth(second!)).leases_held !== 1) return undefined;
         const rows = await leaseRows(t);
         return [...rows.values()].find((r) => r.leaseOwner !== owner)?.leaseKey;
       },
@@ -220,7 +210,7 @@ describe('lease renewal while one lease’s commit hangs (DynamoDB Local, a seco
     // From now on the stolen lease stays with the second instance, the others with the first.
     atHang.set(stolen, (await leaseRows(t)).get(stolen)!);
     expect(await observe(3.5 * FAILOVER_MS, 6)).toBeGreaterThan(3 * FAILOVER_MS);
-    expect((await readiness(second)).leases_held).toBe(1);
+    expect((await consumerHealth(second)).leases_held).toBe(1);
     const duringHang = await leaseRows(t);
     expect(duringHang.get(hung)).toMatchObject({
       leaseOwner: owner,

@@ -1,4 +1,5 @@
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { computeAqi } from '../../src/domain/aqi';
 import { TestApp } from './test-app';
 
@@ -152,4 +153,24 @@ export function compareWithOracle(got: Record<string, unknown>[], want: Expected
     expect(a!.avg_pm25 as number).toBeCloseTo(w.avg_pm25, 9);
     expect(a!.avg_temperature_c as number).toBeCloseTo(w.avg_temperature_c, 9);
   }
+}
+
+/** Every item of the aggregates table, read consistently (updated_at included: a rewrite shows). */
+export async function aggregateTableItems(
+  t: TestApp,
+): Promise<Map<string, Record<string, unknown>>> {
+  const items = new Map<string, Record<string, unknown>>();
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await t.db.send(
+      new ScanCommand({
+        TableName: t.config.tables.aggregates,
+        ConsistentRead: true,
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    for (const i of page.Items ?? []) items.set(`${i.city_id}|${i.window_key}`, i);
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items;
 }

@@ -63,3 +63,14 @@ export async function spawnService(
     },
   };
 }
+
+/** The consumer part of a child instance's readiness (whatever the status, 200 or 503). */
+export async function consumerHealth(service: ServiceProcess): Promise<{ leases_held: number }> {
+  const res = await fetch(`${service.url}/health/ready`);
+  const body = (await res.json()) as {
+    details?: { consumer?: { leases_held: number } };
+    info?: { consumer?: { leases_held: number } };
+    error?: { consumer?: { leases_held: number } };
+  };
+  return (body.details ?? body.info ?? body.error)!.consumer!;
+}
