@@ -123,6 +123,7 @@ describe('the dead-letter queue API (real emulators)', () => {
     });
     expect(invalid.status).toBe(400);
     expect(invalid.body.message).toEqual([expect.stringMatching(/^payload\.pm25_value/)]);
+    expect(invalid.body.code).toBe('validation_failed');
     await post(`/dlq/${entry.id}/redrive`).send({ extra: 1 }).expect(400);
     expect(await readWholeStream(t.kinesis, t.config.stream.name)).toHaveLength(before);
 

@@ -79,6 +79,7 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
         statusCode: 503,
         error: 'Service Unavailable',
         message: expect.any(String),
+        code: 'stream_unavailable',
       });
       expect(JSON.stringify(res.body)).not.toMatch(/injected|ServiceUnavailable/);
     } finally {

@@ -1,3 +1,4 @@
+import { ErrorCode } from '../src/common/app-error';
 import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
 import { readWholeStream, waitUntilConsumed } from './support/stream';
 
@@ -114,6 +115,14 @@ describe('POST /measurements → GET /cities/:cityId/latest (real emulators)', (
       statusCode: 404,
       error: 'Not Found',
       message: expect.any(String),
+      code: 'not_found',
+    });
+    const noRoute = await t.http.get('/no/such/route').expect(404);
+    expect(noRoute.body).toEqual({
+      statusCode: 404,
+      error: 'Not Found',
+      message: expect.any(String),
+      code: 'not_found',
     });
     for (const path of [
       '/cities/bad%20id/latest',
@@ -128,6 +137,7 @@ describe('POST /measurements → GET /cities/:cityId/latest (real emulators)', (
         statusCode: 400,
         error: 'Bad Request',
         message: expect.anything(),
+        code: 'validation_failed',
       });
     }
   });
@@ -164,6 +174,20 @@ describe('POST /measurements → GET /cities/:cityId/latest (real emulators)', (
       minimum: 0,
       maximum: 1000,
     });
+    // Error bodies: `code` is an enum of every ErrorCode; 429 and 503 document Retry-After.
+    const errorSchema = doc.body.components.schemas.ErrorResponseDto;
+    expect(errorSchema.required).toEqual(
+      expect.arrayContaining(['statusCode', 'error', 'message', 'code']),
+    );
+    // `code` refers to the named ErrorCode schema (allOf [$ref]), which lists every code.
+    const codeRef: string = errorSchema.properties.code.allOf[0].$ref;
+    const codeEnum = doc.body.components.schemas[codeRef.split('/').pop() as string].enum;
+    expect(codeEnum).toEqual(Object.values(ErrorCode));
+    const post = doc.body.paths['/measurements'].post.responses;
+    expect(Object.keys(post['429'].headers)).toEqual(
+      expect.arrayContaining(['Retry-After', 'X-RateLimit-Limit', 'RateLimit']),
+    );
+    expect(Object.keys(post['503'].headers)).toContain('Retry-After');
     const ui = await t.http.get('/docs').redirects(1);
     expect(ui.status).toBe(200);
     expect(ui.text).toContain('swagger');
@@ -225,6 +249,10 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
     expect(res.status).toBe(400);
     expect(res.body.statusCode).toBe(400);
     expect(res.body.error).toBe('Bad Request');
+    // A body that is JSON but not an object or array is refused by the JSON parser itself.
+    expect(res.body.code).toBe(
+      message.source.includes('not valid JSON') ? 'malformed_json' : 'validation_failed',
+    );
     expect(JSON.stringify(res.body.message)).toMatch(message);
   });
 
@@ -254,6 +282,7 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
       statusCode: 400,
       error: 'Bad Request',
       message: 'request body is not valid JSON',
+      code: 'malformed_json',
     });
     const big = JSON.stringify([{ ...measurement(), city_name: 'x'.repeat(1_100_000) }]);
     const tooLarge = await t.http
@@ -265,6 +294,7 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
       statusCode: 413,
       error: 'Payload Too Large',
       message: 'request body is larger than 1 MB',
+      code: 'payload_too_large',
     });
     const text = await t.http.post('/measurements').set('content-type', 'text/plain').send('hello');
     expect(text.status).toBe(415);
@@ -272,6 +302,7 @@ describe('POST /measurements rejects bad input and sends nothing (consumer off)'
       statusCode: 415,
       error: 'Unsupported Media Type',
       message: expect.any(String),
+      code: 'unsupported_media_type',
     });
   });
 
@@ -302,6 +333,7 @@ describe('API keys (API_KEYS set)', () => {
       statusCode: 401,
       error: 'Unauthorized',
       message: expect.any(String),
+      code: 'unauthorized',
     });
     await t.http.post('/measurements').set('x-api-key', 'key-three').send(body).expect(401);
     await t.http.post('/measurements').set('x-api-key', 'key-two').send(body).expect(202);

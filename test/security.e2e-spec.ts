@@ -68,6 +68,8 @@ describe('rate limits on writes', () => {
         .expect(202);
       expect(res.headers['x-ratelimit-limit']).toBe('3');
       expect(res.headers['x-ratelimit-remaining']).toBe(String(2 - i));
+      expect(res.headers['ratelimit-policy']).toBe('"default";q=3;w=60');
+      expect(res.headers['ratelimit']).toMatch(new RegExp(`^"default";r=${2 - i};t=\\d+$`));
     }
     const limited = await t.http
       .post('/measurements')
@@ -81,7 +83,13 @@ describe('rate limits on writes', () => {
       statusCode: 429,
       error: 'Too Many Requests',
       message: expect.any(String),
+      code: 'rate_limited',
     });
+    expect(limited.headers['x-ratelimit-limit']).toBe('3');
+    expect(limited.headers['x-ratelimit-remaining']).toBe('0');
+    expect(Number(limited.headers['x-ratelimit-reset'])).toBeGreaterThan(0);
+    expect(limited.headers['ratelimit-policy']).toBe('"default";q=3;w=60');
+    expect(limited.headers['ratelimit']).toMatch(/^"default";r=0;t=\d+$/);
     await t.http
       .post('/measurements')
       .set('x-api-key', 'k2')

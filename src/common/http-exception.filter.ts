@@ -1,36 +1,6 @@
-import {
-  ArgumentsHost,
-  Catch,
-  ExceptionFilter,
-  HttpException,
-  HttpStatus,
-  Logger,
-} from '@nestjs/common';
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
-import { AppError, ErrorCode } from './app-error';
-
-const STATUS_OF: Record<ErrorCode, HttpStatus> = {
-  [ErrorCode.ValidationFailed]: HttpStatus.BAD_REQUEST,
-  [ErrorCode.NotFound]: HttpStatus.NOT_FOUND,
-  [ErrorCode.Conflict]: HttpStatus.CONFLICT,
-  [ErrorCode.StreamUnavailable]: HttpStatus.SERVICE_UNAVAILABLE,
-  [ErrorCode.Overloaded]: HttpStatus.SERVICE_UNAVAILABLE,
-  [ErrorCode.ShuttingDown]: HttpStatus.SERVICE_UNAVAILABLE,
-};
-
-const REASON: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
+import { AppError, ERROR_STATUS, ErrorBody, ErrorCode, REASON_PHRASE } from './app-error';
 
 interface BodyParserError {
   type?: string;
@@ -38,21 +8,56 @@ interface BodyParserError {
   statusCode?: number;
 }
 
-function describeRequestError(error: BodyParserError | Error, status: number): string {
+/** The code of an HttpException (guards, pipes, the router) by its status. */
+const CODE_OF_STATUS: Readonly<Record<number, ErrorCode>> = {
+  400: ErrorCode.ValidationFailed,
+  401: ErrorCode.Unauthorized,
+  404: ErrorCode.NotFound,
+  409: ErrorCode.Conflict,
+  413: ErrorCode.PayloadTooLarge,
+  415: ErrorCode.UnsupportedMediaType,
+  429: ErrorCode.RateLimited,
+  500: ErrorCode.InternalError,
+};
+
+const codeOfStatus = (status: number): ErrorCode =>
+  CODE_OF_STATUS[status] ?? (status < 500 ? ErrorCode.BadRequest : ErrorCode.InternalError);
+
+/** A body-parser or router error: its code and a message of our own (never its text). */
+function describeRequestError(
+  error: BodyParserError | Error,
+  status: number,
+): { code: ErrorCode; message: string } {
   const type = (error as BodyParserError).type;
-  if (type === 'entity.too.large' || status === 413) return 'request body is larger than 1 MB';
-  if (type === 'entity.parse.failed' || error instanceof SyntaxError)
-    return 'request body is not valid JSON';
-  if (error instanceof URIError) return 'the URL is not validly encoded';
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported' || status === 415) {
-    return 'unsupported content encoding or charset';
+  if (type === 'entity.too.large' || status === 413) {
+    return { code: ErrorCode.PayloadTooLarge, message: 'request body is larger than 1 MB' };
   }
-  return 'the request could not be read';
+  if (type === 'entity.parse.failed' || error instanceof SyntaxError) {
+    return { code: ErrorCode.MalformedJson, message: 'request body is not valid JSON' };
+  }
+  if (error instanceof URIError) {
+    return { code: ErrorCode.BadRequest, message: 'the URL is not validly encoded' };
+  }
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported' || status === 415) {
+    return {
+      code: ErrorCode.UnsupportedMediaType,
+      message: 'unsupported content encoding or charset',
+    };
+  }
+  return { code: ErrorCode.BadRequest, message: 'the request could not be read' };
+}
+
+interface Described {
+  status: number;
+  code: ErrorCode;
+  message: string | string[];
+  retryAfter?: number;
 }
 
 /**
- * Every error leaves in Nest's shape `{ statusCode, error, message }`, with no stack trace, AWS
- * error text or internal name; unexpected errors are logged here and answered with a bare 500.
+ * Every error leaves in Nest's shape `{ statusCode, error, message }` plus a stable `code`
+ * (ErrorCode), with no stack trace, AWS error text or internal name; unexpected errors are logged
+ * here and answered with a bare 500 `internal_error`.
  */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
@@ -66,20 +71,23 @@ export class HttpExceptionFilter implements ExceptionFilter {
       response.status(exception.getStatus()).json(exception.getResponse());
       return;
     }
-    const { status, message, retryAfter } = this.describe(exception);
+    const { status, code, message, retryAfter } = this.describe(exception);
     if (retryAfter !== undefined) response.setHeader('Retry-After', String(retryAfter));
-    response.status(status).json({ statusCode: status, error: REASON[status] ?? 'Error', message });
+    const body: ErrorBody = {
+      statusCode: status,
+      error: REASON_PHRASE[status] ?? 'Error',
+      message,
+      code,
+    };
+    response.status(status).json(body);
   }
 
-  private describe(exception: unknown): {
-    status: number;
-    message: string | string[];
-    retryAfter?: number;
-  } {
+  /** The status, code and client-safe message of any exception. */
+  describe(exception: unknown): Described {
     if (exception instanceof AppError) {
-      const status = STATUS_OF[exception.code];
       return {
-        status,
+        status: ERROR_STATUS[exception.code],
+        code: exception.code,
         message: exception.details.length > 0 ? exception.details : exception.message,
         retryAfter: exception.retryAfterSeconds,
       };
@@ -88,23 +96,23 @@ export class HttpExceptionFilter implements ExceptionFilter {
       const status = exception.getStatus();
       const cause = exception.cause;
       // Errors of the body parser and the router keep their status, never their text.
-      if (cause instanceof Error) return { status, message: describeRequestError(cause, status) };
+      if (cause instanceof Error) return { status, ...describeRequestError(cause, status) };
       const body = exception.getResponse();
       const message =
         typeof body === 'object' && body !== null && 'message' in body
           ? (body as { message: string | string[] }).message
           : exception.message;
-      return { status, message };
+      return { status, code: codeOfStatus(status), message };
     }
     const parserError = exception as BodyParserError;
     const parserStatus = parserError?.status ?? parserError?.statusCode;
     if (typeof parserStatus === 'number' && parserStatus >= 400 && parserStatus < 500) {
-      return { status: parserStatus, message: describeRequestError(parserError, parserStatus) };
+      return { status: parserStatus, ...describeRequestError(parserError, parserStatus) };
     }
     this.logger.error(
       exception instanceof Error ? (exception.stack ?? exception.message) : String(exception),
     );
-    return { status: 500, message: 'internal error' };
+    return { status: 500, code: ErrorCode.InternalError, message: 'internal error' };
   }
 }
 

@@ -15,7 +15,11 @@ import {
 } from '@nestjs/swagger';
 import { API_KEY_SCHEME, ApiKeyGuard } from '../common/api-key.guard';
 import { WriteThrottlerGuard } from '../common/write-throttler.guard';
-import { ErrorResponseDto } from '../common/dto/error-response.dto';
+import {
+  ErrorResponseDto,
+  RATE_LIMITED_HEADERS,
+  RETRY_AFTER_HEADER,
+} from '../common/dto/error-response.dto';
 import { MeasurementDto } from '../common/dto/measurement.dto';
 import { IngestionResultDto } from './dto/ingestion-result.dto';
 import { IngestionResult, IngestionService } from './ingestion.service';
@@ -30,7 +34,8 @@ export class IngestionController {
   @UseGuards(ApiKeyGuard, WriteThrottlerGuard)
   @ApiTooManyRequestsResponse({
     type: ErrorResponseDto,
-    description: 'over RATE_LIMIT_PER_MINUTE; see Retry-After',
+    description: 'over RATE_LIMIT_PER_MINUTE (code `rate_limited`); see Retry-After',
+    headers: RATE_LIMITED_HEADERS,
   })
   @ApiSecurity(API_KEY_SCHEME)
   @ApiUnauthorizedResponse({
@@ -77,7 +82,10 @@ export class IngestionController {
   @ApiPayloadTooLargeResponse({ type: ErrorResponseDto, description: 'body over 1 MB' })
   @ApiServiceUnavailableResponse({
     type: ErrorResponseDto,
-    description: 'Kinesis did not acknowledge in time, or the buffer is full; see Retry-After',
+    description:
+      'Kinesis did not acknowledge in time (code `stream_unavailable`), the buffer is full ' +
+      '(`buffer_full`) or the instance is shutting down (`shutting_down`); see Retry-After',
+    headers: RETRY_AFTER_HEADER,
   })
   create(@Body() body: unknown): Promise<IngestionResult> {
     return this.ingestion.ingestBody(body);
