@@ -202,9 +202,9 @@ describe('SpeedLayerStack', () => {
     expect(actions).toEqual(expect.arrayContaining(['dynamodb:UpdateTimeToLive']));
   });
 
-  it('checks readiness on the target group and liveness in the container', () => {
+  it('checks liveness on the target group and in the container, never readiness (an outage must not replace every task)', () => {
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
-      HealthCheckPath: '/health/ready',
+      HealthCheckPath: '/health/live',
     });
     const check = container().HealthCheck as { Command: string[] };
     expect(check.Command.join(' ')).toContain('/health/live');

@@ -221,8 +221,10 @@ export class SpeedLayerStack extends Stack {
           }
         : {}),
     });
+    // Liveness, not readiness: ECS replaces a task that fails the load balancer's check, and a
+    // DynamoDB or Kinesis outage (which readiness reports) must not make it replace every task.
     web.targetGroup.configureHealthCheck({
-      path: '/health/ready',
+      path: '/health/live',
       healthyHttpCodes: '200',
       interval: Duration.seconds(15),
       timeout: Duration.seconds(5),

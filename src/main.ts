@@ -2,6 +2,7 @@ import 'reflect-metadata';
 
 // The SDK warns on Node 20 about releases after January 2027; the versions are pinned.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+import { ConsoleLogger, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
@@ -9,9 +10,14 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
-import { ConfigError, loadConfig, startedBy } from './config/app.config';
+import { ConfigError, loadConfig, LogLevelName, startedBy } from './config/app.config';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
+const NEST_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
+
+/** Nest's levels at and above LOG_LEVEL (Nest calls info "log"). */
+const nestLevels = (level: LogLevelName): LogLevel[] =>
+  NEST_LEVELS.slice(0, NEST_LEVELS.indexOf(level === 'info' ? 'log' : level) + 1);
 
 async function bootstrap(): Promise<void> {
   let config;
@@ -24,16 +30,22 @@ async function bootstrap(): Promise<void> {
     }
     throw error;
   }
-  // Start-up lines are buffered until the JSON logger (LOG_LEVEL) takes over.
+  // Start-up lines (emulators, provisioning retries) are written at once, as JSON, until the pino
+  // logger takes over: buffering them would hide a slow start and lose them on a kill.
   const app = await NestFactory.create<NestExpressApplication>(AppModule, {
     bodyParser: false,
-    bufferLogs: true,
+    logger: new ConsoleLogger({ json: true, logLevels: nestLevels(config.logLevel) }),
   });
   const logger = app.get(Logger);
   app.useLogger(logger);
   configureApp(app);
   await app.listen(config.port);
-  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
+  const server = app.getHttpServer() as Server;
+  // Longer than a load balancer's idle timeout (60 s on an ALB), so it never reuses a socket the
+  // service has just closed (which it answers with a 502).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  const { port } = server.address() as AddressInfo;
   logger.log(`listening on http://localhost:${port} (Swagger UI at /docs)`, 'Bootstrap');
 
   // Stop taking connections first; app.close() then flushes the producer, lets every shard finish

@@ -67,7 +67,7 @@ describe('ResourcesHealthIndicator', () => {
   let now = 1_000_000;
   beforeEach(() => {
     now = 1_000_000;
-    jest.spyOn(Date, 'now').mockImplementation(() => now);
+    jest.spyOn(performance, 'now').mockImplementation(() => now);
   });
   afterEach(() => jest.restoreAllMocks());
 

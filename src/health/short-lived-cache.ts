@@ -9,7 +9,8 @@ export class ShortLivedCache<T> {
   constructor(
     private readonly ttlMs: number,
     private readonly load: () => Promise<T>,
-    private readonly now: () => number = Date.now,
+    // Monotonic: a wall clock stepped back must not keep an old answer.
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   get(): Promise<T> {

@@ -40,6 +40,13 @@ export class EmbeddedBackend implements OnApplicationShutdown {
       dynamoDbPort: config.embedded.dynamoDbPort,
       region: config.aws.region,
       log: (message) => this.logger.warn(message),
+      // Never go on without our own emulator (another process may hold the port): stop cleanly.
+      onUnexpectedExit: (name, code) => {
+        this.logger.error(
+          `${name} exited unexpectedly (code ${code}); stopping. If the log says its port was in use, another process holds EMBEDDED_KINESIS_PORT or EMBEDDED_DYNAMODB_PORT.`,
+        );
+        process.kill(process.pid, 'SIGTERM');
+      },
     });
     const endpoints = await this.emulators.start();
     this.logger.log(

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, Server } from 'node:net';
 import {
@@ -73,4 +74,25 @@ describe('EmbeddedEmulators set-up errors', () => {
       await close(server);
     }
   });
+
+  it('reports an emulator that exits after start (its port may now answer for another process), but not one stopped by stop()', async () => {
+    const exits: string[] = [];
+    const emulators = new EmbeddedEmulators({
+      dataDir: null,
+      kinesisPort: 0,
+      dynamoDbPort: 0,
+      onUnexpectedExit: (name) => exits.push(name),
+    });
+    try {
+      await emulators.start();
+      const [kinesalite] = (emulators as unknown as { children: ChildProcess[] }).children;
+      const gone = new Promise((resolve) => kinesalite.once('exit', resolve));
+      kinesalite.kill('SIGKILL');
+      await gone;
+      expect(exits).toEqual(['kinesalite']);
+    } finally {
+      await emulators.stop();
+    }
+    expect(exits).toEqual(['kinesalite']);
+  }, 60_000);
 });

@@ -26,6 +26,11 @@ export interface EmbeddedOptions {
   dynamoDbPort: number;
   region?: string;
   log?: (message: string) => void;
+  /**
+   * An emulator exited after start() resolved, without stop(): the service is talking to nothing,
+   * or to a process that took the port in the moment before the emulator bound it.
+   */
+  onUnexpectedExit?: (name: string, code: number | null) => void;
 }
 
 const CREDENTIALS = { accessKeyId: 'embedded', secretAccessKey: 'embedded' };
@@ -204,6 +209,7 @@ async function waitFor(
  */
 export class EmbeddedEmulators {
   private readonly children: ChildProcess[] = [];
+  private running = false;
 
   constructor(private readonly options: EmbeddedOptions) {}
 
@@ -234,6 +240,7 @@ export class EmbeddedEmulators {
     const [kinesisPort, dynamoDbPort] = started.map(
       (r) => (r as PromiseFulfilledResult<number>).value,
     );
+    this.running = true;
     return {
       region: this.options.region ?? 'us-east-1',
       kinesis: `http://127.0.0.1:${kinesisPort}`,
@@ -243,6 +250,7 @@ export class EmbeddedEmulators {
   }
 
   async stop(): Promise<void> {
+    this.running = false;
     await Promise.all(
       this.children.splice(0).map(
         (child) =>
@@ -356,5 +364,8 @@ export class EmbeddedEmulators {
     const log = this.options.log;
     child.stderr?.on('data', (chunk: Buffer) => log?.(`${name}: ${chunk.toString().trim()}`));
     child.on('error', (error) => log?.(`${name}: ${error.message}`));
+    child.once('exit', (code) => {
+      if (this.running) this.options.onUnexpectedExit?.(name, code);
+    });
   }
 }
