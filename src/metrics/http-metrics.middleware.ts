@@ -16,7 +16,8 @@ function routeOf(req: Request): string {
 
 /**
  * Counts every request and observes its duration by route pattern (`/cities/:cityId/latest`),
- * method and status, once the response is finished or the connection closed.
+ * method and status (`aborted` when the client went away first), once the response is finished or
+ * the connection closed.
  */
 export function httpMetrics(metrics: MetricsService) {
   return (req: Request, res: Response, next: NextFunction): void => {
@@ -28,7 +29,8 @@ export function httpMetrics(metrics: MetricsService) {
       const labels = {
         route: routeOf(req),
         method: req.method,
-        status: String(res.statusCode),
+        // A connection closed before the response was sent has no status of its own.
+        status: res.writableFinished ? String(res.statusCode) : 'aborted',
       };
       metrics.httpRequests.inc(labels);
       stopTimer(labels);
