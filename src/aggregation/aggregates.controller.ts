@@ -9,6 +9,7 @@ import {
 import { AppError, ErrorCode } from '../common/app-error';
 import { API_KEY_SCHEME, ApiKeyGuard, ReadAccess } from '../common/api-key.guard';
 import { ErrorResponseDto } from '../common/dto/error-response.dto';
+import { CURSOR_REFUSED, signCursor, verifyCursor } from '../common/cursor';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { CityParamsDto } from '../speed-layer/dto/city-params.dto';
@@ -29,7 +30,11 @@ export class AggregatesController {
   ) {}
 
   @Get(':cityId/aggregates')
-  @ApiOperation({ summary: 'Event-time window statistics of a city, ascending window_start' })
+  @ApiOperation({
+    summary: 'Event-time window statistics of a city, ascending window_start',
+    description:
+      'When the range holds more than `limit` windows, the newest `limit` of them; `next_cursor` pages toward older windows (null when none are left). Cursors are signed by the instance that issued them and valid for its life only: after a restart a cursor may be refused with 400 `validation_failed`; start again without cursor.',
+  })
   @ApiOkResponse({ type: AggregatesResponseDto })
   @ApiBadRequestResponse({ type: ErrorResponseDto })
   async list(
@@ -40,21 +45,55 @@ export class AggregatesController {
     const window = query.window ?? (sizes.includes('5m') ? '5m' : sizes[0]);
     const problems: string[] = [];
     if (!sizes.includes(window)) problems.push(`window must be one of ${sizes.join(', ')}`);
-    const to = query.to ? new Date(query.to) : new Date();
-    const from = query.from ? new Date(query.from) : new Date(to.getTime() - DAY_MS);
+    let to = query.to ? new Date(query.to) : new Date();
+    let from = query.from ? new Date(query.from) : new Date(to.getTime() - DAY_MS);
     if (query.to && Number.isNaN(to.getTime())) problems.push('to must be a valid date-time');
     if (query.from && Number.isNaN(from.getTime())) problems.push('from must be a valid date-time');
     if (problems.length === 0 && from.getTime() >= to.getTime())
       problems.push('from must be before to');
     if (problems.length > 0)
       throw new AppError(ErrorCode.ValidationFailed, 'validation failed', problems);
-    const items = await this.aggregates.query(
+    // The query's identity: a cursor of another city, window or range is refused. A default
+    // bound is resolved on the first page and carried by the cursor, so the range stays put.
+    const scope = {
+      route: 'aggregates',
+      city: params.cityId,
+      window,
+      from: query.from ? from.toISOString() : '',
+      to: query.to ? to.toISOString() : '',
+    };
+    let startKey: { city_id: string; window_key: string } | undefined;
+    if (query.cursor) {
+      const state = verifyCursor(query.cursor, scope);
+      const { window_key: key, from: cursorFrom, to: cursorTo } = state;
+      if (
+        typeof key !== 'string' ||
+        typeof cursorFrom !== 'string' ||
+        typeof cursorTo !== 'string' ||
+        !key.startsWith(`${window}#`) ||
+        Number.isNaN(Date.parse(cursorFrom)) ||
+        Number.isNaN(Date.parse(cursorTo))
+      )
+        throw new AppError(ErrorCode.ValidationFailed, 'invalid cursor', [CURSOR_REFUSED]);
+      from = new Date(cursorFrom);
+      to = new Date(cursorTo);
+      startKey = { city_id: params.cityId, window_key: key };
+    }
+    const { items, next } = await this.aggregates.query(
       params.cityId,
       window,
       from.toISOString(),
       to.toISOString(),
       query.limit,
+      startKey,
     );
-    return { city_id: params.cityId, window, items };
+    const next_cursor = next
+      ? signCursor(scope, {
+          window_key: next.window_key,
+          from: from.toISOString(),
+          to: to.toISOString(),
+        })
+      : null;
+    return { city_id: params.cityId, window, items, next_cursor };
   }
 }

@@ -51,16 +51,21 @@ export class AggregatesRepository {
     };
   }
 
-  /** Ascending window_start, from inclusive, to exclusive. */
+  /**
+   * One page of windows with from <= window_start < to, older than `startKey` when given: the
+   * newest `limit` of them, returned in ascending window_start. `next` is the key of the oldest
+   * window returned, and only when an older one exists in the range (one extra is read to tell).
+   */
   async query(
     cityId: string,
     window: string,
     from: string,
     to: string,
     limit: number,
-  ): Promise<StoredAggregate[]> {
-    const items: StoredAggregate[] = [];
-    let startKey: Record<string, unknown> | undefined;
+    startKey?: Record<string, unknown>,
+  ): Promise<{ items: StoredAggregate[]; next: { city_id: string; window_key: string } | null }> {
+    const raw: Record<string, unknown>[] = [];
+    let exclusiveStartKey = startKey;
     do {
       const page = await this.db.send(
         new QueryCommand({
@@ -73,16 +78,24 @@ export class AggregatesRepository {
             ':to': `${window}#${to}`,
             ':end': to,
           },
-          Limit: limit,
-          ExclusiveStartKey: startKey,
+          ScanIndexForward: false,
+          Limit: limit + 1,
+          ExclusiveStartKey: exclusiveStartKey,
         }),
       );
-      for (const item of page.Items ?? []) {
-        const { window_key: _key, ...aggregate } = item;
-        items.push(aggregate as StoredAggregate);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (items.length < limit && startKey);
-    return items.slice(0, limit);
+      raw.push(...(page.Items ?? []));
+      exclusiveStartKey = page.LastEvaluatedKey;
+    } while (raw.length <= limit && exclusiveStartKey);
+    const returned = raw.slice(0, limit);
+    const oldest = returned.at(-1);
+    const next =
+      raw.length > limit && oldest
+        ? { city_id: cityId, window_key: String(oldest.window_key) }
+        : null;
+    const items = returned.reverse().map((item) => {
+      const { window_key: _key, ...aggregate } = item;
+      return aggregate as StoredAggregate;
+    });
+    return { items, next };
   }
 }

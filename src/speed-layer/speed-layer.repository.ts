@@ -103,11 +103,20 @@ export class SpeedLayerRepository {
       this.pendingLatest.set(m.city_id, { m, ttl });
   }
 
-  /** Newest event time first; items whose TTL passed are skipped even if DynamoDB still holds them. */
-  async latest(cityId: string, limit: number): Promise<Measurement[]> {
+  /**
+   * One page, newest event time first, older than `startKey` when given; items whose TTL passed
+   * are skipped even if DynamoDB still holds them. `next` is the key of the last item returned,
+   * and only when an older live item exists (one extra is read to tell), so it never leads to an
+   * empty page unless items expire in between.
+   */
+  async latest(
+    cityId: string,
+    limit: number,
+    startKey?: Record<string, unknown>,
+  ): Promise<{ items: Measurement[]; next: { city_id: string; sk: string } | null }> {
     const now = Math.floor(Date.now() / 1000);
-    const items: Measurement[] = [];
-    let startKey: Record<string, unknown> | undefined;
+    const raw: Record<string, unknown>[] = [];
+    let exclusiveStartKey = startKey;
     do {
       const page = await this.db.send(
         new QueryCommand({
@@ -117,14 +126,17 @@ export class SpeedLayerRepository {
           ExpressionAttributeNames: { '#ttl': 'ttl' },
           ExpressionAttributeValues: { ':city': cityId, ':now': now },
           ScanIndexForward: false,
-          Limit: limit,
-          ExclusiveStartKey: startKey,
+          Limit: limit + 1,
+          ExclusiveStartKey: exclusiveStartKey,
         }),
       );
-      for (const item of page.Items ?? []) items.push(stripItem(item));
-      startKey = page.LastEvaluatedKey;
-    } while (items.length < limit && startKey);
-    return items.slice(0, limit);
+      raw.push(...(page.Items ?? []));
+      exclusiveStartKey = page.LastEvaluatedKey;
+    } while (raw.length <= limit && exclusiveStartKey);
+    const returned = raw.slice(0, limit);
+    const last = returned.at(-1);
+    const next = raw.length > limit && last ? { city_id: cityId, sk: String(last.sk) } : null;
+    return { items: returned.map(stripItem), next };
   }
 
   async cities(): Promise<CityLatest[]> {

@@ -1,6 +1,16 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsInt, IsISO8601, IsOptional, Matches, Max, Min } from 'class-validator';
+import {
+  IsInt,
+  IsISO8601,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
+import { CURSOR_DESCRIPTION } from '../../common/cursor';
 
 export class AggregatesQueryDto {
   @ApiPropertyOptional({ example: '5m', description: 'one of AGGREGATION_WINDOWS (default 5m)' })
@@ -30,6 +40,12 @@ export class AggregatesQueryDto {
   @Min(1)
   @IsInt()
   limit = 288;
+
+  @ApiPropertyOptional({ description: CURSOR_DESCRIPTION, maxLength: 2048 })
+  @IsOptional()
+  @IsString()
+  @MaxLength(2048)
+  cursor?: string;
 }
 
 export class AggregateDto {
@@ -73,6 +89,17 @@ export class AggregateDto {
 export class AggregatesResponseDto {
   @ApiProperty({ example: 'delhi' }) city_id!: string;
   @ApiProperty({ example: '5m' }) window!: string;
-  @ApiProperty({ type: [AggregateDto], description: 'ascending window_start' })
+  @ApiProperty({
+    type: [AggregateDto],
+    description: 'ascending window_start; the newest `limit` windows of the range (of the page)',
+  })
   items!: AggregateDto[];
+
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    description:
+      'pass as `cursor` for the next page (older windows); null when none are left; valid for the life of the instance',
+  })
+  next_cursor!: string | null;
 }

@@ -1,6 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsInt, Max, Min } from 'class-validator';
+import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { CURSOR_DESCRIPTION } from '../../common/cursor';
 
 export class LatestQueryDto {
   @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 10 })
@@ -9,4 +10,10 @@ export class LatestQueryDto {
   @Min(1)
   @Max(100)
   limit = 10;
+
+  @ApiPropertyOptional({ description: CURSOR_DESCRIPTION, maxLength: 2048 })
+  @IsOptional()
+  @IsString()
+  @MaxLength(2048)
+  cursor?: string;
 }

@@ -25,6 +25,14 @@ export class LatestResponseDto {
 
   @ApiProperty({ type: [StoredMeasurementDto], description: 'newest event time first' })
   items!: StoredMeasurementDto[];
+
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    description:
+      'pass as `cursor` for the next (older) page; null on the last page; valid for the life of the instance',
+  })
+  next_cursor!: string | null;
 }
 
 export class CityDto {

@@ -1,0 +1,55 @@
+import { AppError, ErrorCode } from './app-error';
+import { signCursor, verifyCursor } from './cursor';
+
+const scope = { route: 'latest', city: 'delhi' };
+const state = { city_id: 'delhi', sk: '2026-11-26T08:00:00.000Z#9f86d081884c7d65' };
+
+function refused(run: () => unknown): AppError {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).code).toBe(ErrorCode.ValidationFailed);
+    return error as AppError;
+  }
+  throw new Error('the cursor was accepted');
+}
+
+describe('page cursors', () => {
+  it('round-trips the state for the same scope, whatever the order of its keys', () => {
+    const cursor = signCursor(scope, state);
+    expect(cursor).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    expect(verifyCursor(cursor, scope)).toEqual(state);
+    expect(verifyCursor(cursor, { city: 'delhi', route: 'latest' })).toEqual(state);
+  });
+
+  it('refuses a changed payload', () => {
+    const [payload, tag] = signCursor(scope, state).split('.');
+    const json = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    json.k.sk = '2099-01-01T00:00:00.000Z#0000000000000000';
+    const forged = Buffer.from(JSON.stringify(json)).toString('base64url');
+    refused(() => verifyCursor(`${forged}.${tag}`, scope));
+  });
+
+  it('refuses a changed or missing tag', () => {
+    const cursor = signCursor(scope, state);
+    const last = cursor.at(-1) === 'A' ? 'B' : 'A';
+    refused(() => verifyCursor(cursor.slice(0, -1) + last, scope));
+    refused(() => verifyCursor(cursor.split('.')[0], scope));
+    refused(() => verifyCursor(`${cursor.split('.')[0]}.`, scope));
+  });
+
+  it('refuses a cursor of another query', () => {
+    const cursor = signCursor(scope, state);
+    refused(() => verifyCursor(cursor, { route: 'latest', city: 'lisbon' }));
+    refused(() => verifyCursor(cursor, { route: 'aggregates', city: 'delhi' }));
+    refused(() => verifyCursor(cursor, { ...scope, window: '5m' }));
+  });
+
+  it('refuses garbage with a message that says to start again', () => {
+    for (const garbage of ['', 'x', 'a.b.c', '!!!.???', 'eyJ9.eyJ9', 'a'.repeat(5000)]) {
+      const error = refused(() => verifyCursor(garbage, scope));
+      expect(error.details.join()).toMatch(/start again/);
+    }
+  });
+});
