@@ -346,68 +346,64 @@ const timedOut = () =>
   Object.assign(new Error('injected: the request socket timed out'), { name: 'TimeoutError' });
 
 describe('outages stall, never discard (SPEC §3; real emulators)', () => {
-  it('realtime table unavailable (ServiceUnavailable): the shards stall on the speed-layer write, then store every record once', async () => {
-    const t = await startApp(env());
-    const sent = recordsFor('out-rt');
-    let outage: Outage | undefined;
-    try {
-      await bothShardsPolling(t);
-      outage = tableOutage(t, t.config.tables.realtime, serviceUnavailable);
-      await putOnStream(t, sent.slice(0, FIRST));
-
-      const stalled = await stalledReadiness(
-        t,
-        (s) => s.stalled_on === 'speed-layer write' && /^ServiceUnavailable/.test(s.last_error!),
-        'every shard stalled on the speed-layer write',
-      );
-      await expectStalledInMetrics(t, stalled);
-      const retriesAtStall = await retries(t, 'speed-layer write');
-      expect(retriesAtStall).toBeGreaterThan(0);
-      await putOnStream(t, duringOutage(sent));
-
-      await outlastOldBudget(t, outage, 'BatchWriteItemCommand');
-      await expectDlqEmpty(t);
-      expect(await retries(t, 'speed-layer write')).toBeGreaterThan(retriesAtStall);
-      outage.end();
-
-      await expectExactAfterRecovery(t, sent);
-    } finally {
-      outage?.end();
-      await t.close();
-    }
-  }, 180_000);
-
-  it('aggregates table hanging, then timing out: the shards stall on the commit of their window results, then every window equals the oracle', async () => {
-    const t = await startApp(env());
-    const sent = recordsFor('out-agg');
-    let outage: Outage | undefined;
-    try {
-      await bothShardsPolling(t);
+  it.each([
+    {
+      title:
+        'realtime table unavailable (ServiceUnavailable): the shards stall on the speed-layer write, then store every record once',
+      prefix: 'out-rt',
+      table: (t: TestApp) => t.config.tables.realtime,
+      fault: serviceUnavailable,
+      hangMs: 0,
+      operation: 'speed-layer write',
+      error: /^ServiceUnavailable/,
+      command: 'BatchWriteItemCommand',
+    },
+    {
       // Every call touching the table hangs half a second, then fails as a timed-out request.
-      outage = tableOutage(t, t.config.tables.aggregates, timedOut, 500);
-      await putOnStream(t, sent.slice(0, FIRST));
+      title:
+        'aggregates table hanging, then timing out: the shards stall on the commit of their window results, then every window equals the oracle',
+      prefix: 'out-agg',
+      table: (t: TestApp) => t.config.tables.aggregates,
+      fault: timedOut,
+      hangMs: 500,
+      operation: 'commit',
+      error: /^TimeoutError/,
+      command: 'TransactWriteItemsCommand',
+    },
+  ])(
+    '$title',
+    async ({ prefix, table, fault, hangMs, operation, error, command }) => {
+      const t = await startApp(env());
+      const sent = recordsFor(prefix);
+      let outage: Outage | undefined;
+      try {
+        await bothShardsPolling(t);
+        outage = tableOutage(t, table(t), fault, hangMs);
+        await putOnStream(t, sent.slice(0, FIRST));
 
-      const stalled = await stalledReadiness(
-        t,
-        (s) => s.stalled_on === 'commit' && /^TimeoutError/.test(s.last_error!),
-        'every shard stalled on the commit',
-      );
-      await expectStalledInMetrics(t, stalled);
-      const retriesAtStall = await retries(t, 'commit');
-      expect(retriesAtStall).toBeGreaterThan(0);
-      await putOnStream(t, duringOutage(sent));
+        const stalled = await stalledReadiness(
+          t,
+          (s) => s.stalled_on === operation && error.test(s.last_error!),
+          `every shard stalled on the ${operation}`,
+        );
+        await expectStalledInMetrics(t, stalled);
+        const retriesAtStall = await retries(t, operation);
+        expect(retriesAtStall).toBeGreaterThan(0);
+        await putOnStream(t, duringOutage(sent));
 
-      await outlastOldBudget(t, outage, 'TransactWriteItemsCommand');
-      await expectDlqEmpty(t);
-      expect(await retries(t, 'commit')).toBeGreaterThan(retriesAtStall);
-      outage.end();
+        await outlastOldBudget(t, outage, command);
+        await expectDlqEmpty(t);
+        expect(await retries(t, operation)).toBeGreaterThan(retriesAtStall);
+        outage.end();
 
-      await expectExactAfterRecovery(t, sent);
-    } finally {
-      outage?.end();
-      await t.close();
-    }
-  }, 180_000);
+        await expectExactAfterRecovery(t, sent);
+      } finally {
+        outage?.end();
+        await t.close();
+      }
+    },
+    180_000,
+  );
 
   it('lease table throttled (ProvisionedThroughputExceededException on every call): renewals and commits fail, nobody takes the leases, and the same owner resumes exactly', async () => {
     const t = await startApp(env());

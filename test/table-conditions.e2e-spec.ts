@@ -1,4 +1,4 @@
-import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { randomBytes } from 'node:crypto';
 import { AggregatesRepository } from '../src/aggregation/aggregates.repository';
 import { Aggregate, Refusal } from '../src/aggregation/window-aggregator';
@@ -10,6 +10,7 @@ import {
 } from '../src/stream-consumer/lease.repository';
 import { ShardCommitRepository } from '../src/stream-consumer/shard-commit.repository';
 import { tableAdmits } from '../src/stream-consumer/testing/fake-tables';
+import { aggregateTableItems } from './support/oracle';
 import { isolatedEnv, startApp, TestApp } from './support/test-app';
 
 /**
@@ -91,22 +92,10 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
       )
     ).Item!;
   /** Every aggregate item of the cities starting with `prefix`. */
-  const itemsOf = async (prefix: string) => {
-    const items: Record<string, unknown>[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await t.db.send(
-        new ScanCommand({
-          TableName: t.config.tables.aggregates,
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      items.push(...(page.Items ?? []).filter((i) => String(i.city_id).startsWith(prefix)));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return items;
-  };
+  const itemsOf = async (prefix: string) =>
+    [...(await aggregateTableItems(t)).values()].filter((i) =>
+      String(i.city_id).startsWith(prefix),
+    );
 
   /** Creates a lease and takes it as the coordinator does: create, scan, take what was seen. */
   async function takeNew(owner: string): Promise<Lease> {

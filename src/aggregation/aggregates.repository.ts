@@ -1,12 +1,9 @@
-import {
-  DynamoDBDocumentClient,
-  QueryCommand,
-  TransactWriteCommandInput,
-} from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
+import { queryPage } from '../infra/aws/dynamodb-calls';
 import { Aggregate } from './window-aggregator';
 
 export type StoredAggregate = Omit<Aggregate, 'city_name'> & { updated_at: string };
@@ -64,34 +61,25 @@ export class AggregatesRepository {
     limit: number,
     startKey?: Record<string, unknown>,
   ): Promise<{ items: StoredAggregate[]; next: { city_id: string; window_key: string } | null }> {
-    const raw: Record<string, unknown>[] = [];
-    let exclusiveStartKey = startKey;
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'city_id = :city AND window_key BETWEEN :from AND :to',
-          FilterExpression: 'window_start < :end',
-          ExpressionAttributeValues: {
-            ':city': cityId,
-            ':from': `${window}#${from}`,
-            ':to': `${window}#${to}`,
-            ':end': to,
-          },
-          ScanIndexForward: false,
-          Limit: limit + 1,
-          ExclusiveStartKey: exclusiveStartKey,
-        }),
-      );
-      raw.push(...(page.Items ?? []));
-      exclusiveStartKey = page.LastEvaluatedKey;
-    } while (raw.length <= limit && exclusiveStartKey);
-    const returned = raw.slice(0, limit);
+    const { items: returned, more } = await queryPage(
+      this.db,
+      {
+        TableName: this.table,
+        KeyConditionExpression: 'city_id = :city AND window_key BETWEEN :from AND :to',
+        FilterExpression: 'window_start < :end',
+        ExpressionAttributeValues: {
+          ':city': cityId,
+          ':from': `${window}#${from}`,
+          ':to': `${window}#${to}`,
+          ':end': to,
+        },
+        ScanIndexForward: false,
+      },
+      limit,
+      startKey,
+    );
     const oldest = returned.at(-1);
-    const next =
-      raw.length > limit && oldest
-        ? { city_id: cityId, window_key: String(oldest.window_key) }
-        : null;
+    const next = more && oldest ? { city_id: cityId, window_key: String(oldest.window_key) } : null;
     const items = returned.reverse().map((item) => {
       const { window_key: _key, ...aggregate } = item;
       return aggregate as StoredAggregate;

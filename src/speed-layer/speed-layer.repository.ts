@@ -4,7 +4,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { Measurement } from '../domain/measurement';
-import { putAll, runLimited } from '../infra/aws/batch-write';
+import { putAll, queryPage, runLimited } from '../infra/aws/dynamodb-calls';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
 
 /** The partition of the realtime table that holds one "latest" item per city (not a valid city id). */
@@ -115,27 +115,21 @@ export class SpeedLayerRepository {
     startKey?: Record<string, unknown>,
   ): Promise<{ items: Measurement[]; next: { city_id: string; sk: string } | null }> {
     const now = Math.floor(Date.now() / 1000);
-    const raw: Record<string, unknown>[] = [];
-    let exclusiveStartKey = startKey;
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'city_id = :city',
-          FilterExpression: '#ttl > :now',
-          ExpressionAttributeNames: { '#ttl': 'ttl' },
-          ExpressionAttributeValues: { ':city': cityId, ':now': now },
-          ScanIndexForward: false,
-          Limit: limit + 1,
-          ExclusiveStartKey: exclusiveStartKey,
-        }),
-      );
-      raw.push(...(page.Items ?? []));
-      exclusiveStartKey = page.LastEvaluatedKey;
-    } while (raw.length <= limit && exclusiveStartKey);
-    const returned = raw.slice(0, limit);
+    const { items: returned, more } = await queryPage(
+      this.db,
+      {
+        TableName: this.table,
+        KeyConditionExpression: 'city_id = :city',
+        FilterExpression: '#ttl > :now',
+        ExpressionAttributeNames: { '#ttl': 'ttl' },
+        ExpressionAttributeValues: { ':city': cityId, ':now': now },
+        ScanIndexForward: false,
+      },
+      limit,
+      startKey,
+    );
     const last = returned.at(-1);
-    const next = raw.length > limit && last ? { city_id: cityId, sk: String(last.sk) } : null;
+    const next = more && last ? { city_id: cityId, sk: String(last.sk) } : null;
     return { items: returned.map(stripItem), next };
   }
 

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { getAll, putAll, runLimited } from '../infra/aws/batch-write';
+import { getAll, putAll, runLimited } from '../infra/aws/dynamodb-calls';
 import { DeadLetterReason, encodePayload, StreamRecord } from './record-decoder';
 
 // DynamoDB items are at most 400 KB; the rest of the entry needs a few KB.

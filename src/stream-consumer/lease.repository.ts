@@ -13,7 +13,7 @@ import { HashRange } from '../aggregation/hash-range';
 import { UnrestorableStateError } from '../aggregation/shard-aggregation';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
-import { getAll } from '../infra/aws/batch-write';
+import { getAll } from '../infra/aws/dynamodb-calls';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];

@@ -1,4 +1,10 @@
-import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  QueryCommand,
+  QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import { backoffDelay, BackoffPolicy, sleep } from '../../common/backoff';
 
 const BATCH_WRITE_MAX = 25;
@@ -94,4 +100,26 @@ export async function getAll(
     });
   }
   return found;
+}
+
+/**
+ * One page of a query: up to `limit` items from `startKey` on, reading on past pages a filter
+ * emptied, and one item more to tell whether another page exists (`more`).
+ */
+export async function queryPage(
+  db: DynamoDBDocumentClient,
+  input: Omit<QueryCommandInput, 'Limit' | 'ExclusiveStartKey'>,
+  limit: number,
+  startKey?: Record<string, unknown>,
+): Promise<{ items: Record<string, unknown>[]; more: boolean }> {
+  const raw: Record<string, unknown>[] = [];
+  let exclusiveStartKey = startKey;
+  do {
+    const page = await db.send(
+      new QueryCommand({ ...input, Limit: limit + 1, ExclusiveStartKey: exclusiveStartKey }),
+    );
+    raw.push(...(page.Items ?? []));
+    exclusiveStartKey = page.LastEvaluatedKey;
+  } while (raw.length <= limit && exclusiveStartKey);
+  return { items: raw.slice(0, limit), more: raw.length > limit };
 }
