@@ -3,6 +3,7 @@ import helmet from 'helmet';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { API_KEY_HEADER, API_KEY_SCHEME } from './common/api-key.guard';
+import { completeDocument } from './common/openapi';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { jsonOnly } from './common/json-only.middleware';
 import { ROOT_LOGGER } from './common/logging.tokens';
@@ -38,18 +39,21 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
     }),
   );
   app.useGlobalFilters(new HttpExceptionFilter());
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Air-quality speed layer')
-      .setDescription(
-        'Real-time ingestion of air-quality measurements through Kinesis into a DynamoDB speed layer. ' +
-          'AQI values are US EPA indices computed from the measured concentrations (2024 PM2.5 breakpoints); ' +
-          'they are indicators, not the official 24-hour AQI.',
-      )
-      .setVersion('0.1.0')
-      .addApiKey({ type: 'apiKey', in: 'header', name: API_KEY_HEADER }, API_KEY_SCHEME)
-      .build(),
+  const document = completeDocument(
+    SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('Air-quality speed layer')
+        .setDescription(
+          'Real-time ingestion of air-quality measurements through Kinesis into a DynamoDB speed layer. ' +
+            'AQI values are US EPA indices computed from the measured concentrations (2024 PM2.5 breakpoints); ' +
+            'they are indicators, not the official 24-hour AQI.',
+        )
+        .setVersion('0.1.0')
+        .addApiKey({ type: 'apiKey', in: 'header', name: API_KEY_HEADER }, API_KEY_SCHEME)
+        .build(),
+    ),
+    config,
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
   return app;

@@ -73,6 +73,21 @@ describe('the dead-letter queue API (real emulators)', () => {
     } while (cursor);
     expect(seen.sort()).toEqual(all.body.items.map((e: { id: string }) => e.id).sort());
 
+    // A cursor is signed for its query: not valid with another filter, nor once changed.
+    const first = (await get('/dlq?limit=1').expect(200)).body.next_cursor as string;
+    const [payload, tag] = first.split('.');
+    for (const bad of [
+      `/dlq?reason=validation_error&cursor=${first}`,
+      `/dlq?cursor=${Buffer.from(payload, 'base64url').toString('base64url').slice(1)}.${tag}`,
+    ]) {
+      const res = await get(bad);
+      expect({ bad, status: res.status, code: res.body.code }).toEqual({
+        bad,
+        status: 400,
+        code: 'validation_failed',
+      });
+    }
+
     for (const bad of [
       '/dlq?limit=0',
       '/dlq?limit=101',

@@ -20,7 +20,7 @@ function tamper(cursor: string): string {
   json.k = Object.fromEntries(
     Object.entries(json.k as Record<string, unknown>).map(([k, v]) => [
       k,
-      typeof v === 'string' ? v.replace(/\d(?=\D*$)/, (d) => String((Number(d) + 1) % 10)) : v,
+      typeof v === 'string' ? `${v.slice(0, -1)}${v.endsWith('0') ? '1' : '0'}` : v,
     ]),
   );
   const forged = Buffer.from(JSON.stringify(json)).toString('base64url');
@@ -194,5 +194,53 @@ describe('paging latest measurements and aggregates (real emulators)', () => {
     const tampered = await t.http.get(`${path}&cursor=${encodeURIComponent(tamper(cursor))}`);
     expect(tampered.status).toBe(400);
     expect(tampered.body.code).toBe('validation_failed');
+  });
+
+  it('pages the cities in city_id order, and refuses a cursor of another route', async () => {
+    const cities = ['pc-a', 'pc-B', 'pc-c', 'pc-d', 'pc_e'];
+    await t.http
+      .post('/measurements')
+      .send(
+        cities.map((city, i) => ({
+          city_id: city,
+          city_name: `City ${city}`,
+          timestamp: new Date(BASE + i * 1000).toISOString(),
+          pm25_value: i,
+          pm10_value: 10,
+          temperature_c: 20,
+        })),
+      )
+      .expect(202);
+    type City = { city_id: string; latest: { city_id: string } };
+    const ours = (items: City[]) => items.filter((c) => c.city_id.startsWith('pc'));
+    await eventually(async () => {
+      const r = await t.http.get('/cities?limit=1000');
+      return ours(r.body.items as City[]).length === cities.length ? true : undefined;
+    }, 'every city listed');
+
+    const got = await pages<City>('/cities', 2);
+    const listed = got.flatMap((p) => p.body.items);
+    // Byte order, as the table sorts: upper case before lower case, '-' before '_'.
+    const all = listed.map((c) => c.city_id);
+    expect(all).toEqual([...all].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    expect(new Set(all).size).toBe(all.length);
+    expect(ours(listed).map((c) => c.city_id)).toEqual(['pc-B', 'pc-a', 'pc-c', 'pc-d', 'pc_e']);
+    for (const city of listed) expect(city.latest.city_id).toBe(city.city_id);
+    expect(got.at(-1)!.body.next_cursor).toBeNull();
+
+    const cursor = got[0].body.next_cursor!;
+    for (const path of [
+      `/cities?cursor=${encodeURIComponent(tamper(cursor))}`,
+      `/cities/pager/latest?cursor=${encodeURIComponent(cursor)}`,
+      `/dlq?cursor=${encodeURIComponent(cursor)}`,
+    ]) {
+      const r = await t.http.get(path);
+      expect(r.status).toBe(400);
+      expect(r.body.code).toBe('validation_failed');
+    }
+    for (const limit of ['0', '1001', 'x']) {
+      const r = await t.http.get(`/cities?limit=${limit}`);
+      expect(r.status).toBe(400);
+    }
   });
 });

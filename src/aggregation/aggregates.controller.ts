@@ -1,25 +1,24 @@
 import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
-import {
-  ApiBadRequestResponse,
-  ApiSecurity,
-  ApiOkResponse,
-  ApiOperation,
-  ApiTags,
-} from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { AppError, ErrorCode } from '../common/app-error';
 import { API_KEY_SCHEME, ApiKeyGuard, ReadAccess } from '../common/api-key.guard';
-import { ErrorResponseDto } from '../common/dto/error-response.dto';
-import { CURSOR_REFUSED, signCursor, verifyCursor } from '../common/cursor';
+import { CURSOR_NOTE, refuseCursor, signCursor, verifyCursor } from '../common/cursor';
+import { ApiErrors, READ_UNAUTHORIZED } from '../common/openapi';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { CityParamsDto } from '../speed-layer/dto/city-params.dto';
 import { AggregatesRepository } from './aggregates.repository';
-import { AggregatesQueryDto, AggregatesResponseDto } from './dto/aggregates-query.dto';
+import {
+  AggregatesQueryDto,
+  AggregatesResponseDto,
+  toAggregateDto,
+} from './dto/aggregates-query.dto';
 
 const DAY_MS = 86_400_000;
 
 @ApiTags('aggregates')
 @ApiSecurity(API_KEY_SCHEME)
+@ApiErrors(READ_UNAUTHORIZED)
 @UseGuards(ApiKeyGuard)
 @ReadAccess()
 @Controller('cities')
@@ -31,12 +30,12 @@ export class AggregatesController {
 
   @Get(':cityId/aggregates')
   @ApiOperation({
+    operationId: 'getCityAggregates',
     summary: 'Event-time window statistics of a city, ascending window_start',
-    description:
-      'When the range holds more than `limit` windows, the newest `limit` of them; `next_cursor` pages toward older windows (null when none are left). Cursors are signed by the instance that issued them and valid for its life only: after a restart a cursor may be refused with 400 `validation_failed`; start again without cursor.',
+    description: `When the range holds more than \`limit\` windows, the newest \`limit\` of them; \`next_cursor\` pages toward older windows (null when none are left). An empty list when the city has no window in the range. ${CURSOR_NOTE}`,
   })
   @ApiOkResponse({ type: AggregatesResponseDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto })
+  @ApiErrors(400)
   async list(
     @Param() params: CityParamsDto,
     @Query() query: AggregatesQueryDto,
@@ -74,7 +73,7 @@ export class AggregatesController {
         Number.isNaN(Date.parse(cursorFrom)) ||
         Number.isNaN(Date.parse(cursorTo))
       )
-        throw new AppError(ErrorCode.ValidationFailed, 'invalid cursor', [CURSOR_REFUSED]);
+        refuseCursor();
       from = new Date(cursorFrom);
       to = new Date(cursorTo);
       startKey = { city_id: params.cityId, window_key: key };
@@ -94,6 +93,6 @@ export class AggregatesController {
           to: to.toISOString(),
         })
       : null;
-    return { city_id: params.cityId, window, items, next_cursor };
+    return { city_id: params.cityId, window, items: items.map(toAggregateDto), next_cursor };
   }
 }

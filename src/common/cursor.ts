@@ -41,7 +41,12 @@ export function signCursor(scope: CursorScope, state: CursorState): string {
   return `${payload}.${tag(payload).toString('base64url')}`;
 }
 
-function refuse(): never {
+/** The note on cursors in the description of every paged route. */
+export const CURSOR_NOTE =
+  'Cursors are signed by the instance that issued them and valid for its life only: after a restart a cursor may be refused with 400 `validation_failed`; start again without cursor.';
+
+/** A 400 `validation_failed` for a cursor that is not one this query issued. */
+export function refuseCursor(): never {
   throw new AppError(ErrorCode.ValidationFailed, 'invalid cursor', [CURSOR_REFUSED]);
 }
 
@@ -51,29 +56,30 @@ function refuse(): never {
  * `validation_failed`.
  */
 export function verifyCursor(cursor: string, scope: CursorScope): CursorState {
-  if (typeof cursor !== 'string' || cursor.length > MAX_CURSOR_LENGTH) refuse();
+  if (typeof cursor !== 'string' || cursor.length > MAX_CURSOR_LENGTH) refuseCursor();
   const parts = cursor.split('.');
   if (
     parts.length !== 2 ||
     !/^[A-Za-z0-9_-]+$/.test(parts[0]) ||
     !/^[A-Za-z0-9_-]+$/.test(parts[1])
   )
-    refuse();
+    refuseCursor();
   const [payload, given] = parts;
   const expected = tag(payload);
   const actual = Buffer.from(given, 'base64url');
-  if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) refuse();
+  if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) refuseCursor();
   let decoded: unknown;
   try {
     decoded = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
   } catch {
-    refuse();
+    refuseCursor();
   }
-  if (decoded === null || typeof decoded !== 'object') refuse();
+  if (decoded === null || typeof decoded !== 'object') refuseCursor();
   const { s, k } = decoded as { s?: unknown; k?: unknown };
-  if (s !== canonical(scope) || k === null || typeof k !== 'object' || Array.isArray(k)) refuse();
+  if (s !== canonical(scope) || k === null || typeof k !== 'object' || Array.isArray(k))
+    refuseCursor();
   const state = k as Record<string, unknown>;
   for (const value of Object.values(state))
-    if (typeof value !== 'string' && typeof value !== 'number') refuse();
+    if (typeof value !== 'string' && typeof value !== 'number') refuseCursor();
   return state as CursorState;
 }

@@ -13,7 +13,7 @@ export class HealthController {
 
   @Get('live')
   @HealthCheck()
-  @ApiOperation({ summary: '200 while the process runs' })
+  @ApiOperation({ operationId: 'getLiveness', summary: '200 while the process runs' })
   live() {
     return this.health.check([]);
   }
@@ -21,6 +21,7 @@ export class HealthController {
   @Get('ready')
   @HealthCheck()
   @ApiOperation({
+    operationId: 'getReadiness',
     summary: '503 unless the stream is ACTIVE, the tables answer and the consumer runs',
   })
   ready() {

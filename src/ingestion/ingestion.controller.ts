@@ -1,26 +1,17 @@
 import { Body, Controller, HttpCode, HttpStatus, Post, UseGuards } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
-  ApiBadRequestResponse,
   ApiBody,
   ApiExtraModels,
   ApiOperation,
-  ApiPayloadTooLargeResponse,
   ApiSecurity,
-  ApiServiceUnavailableResponse,
-  ApiUnauthorizedResponse,
   ApiTags,
-  ApiTooManyRequestsResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
 import { API_KEY_SCHEME, ApiKeyGuard } from '../common/api-key.guard';
 import { WriteThrottlerGuard } from '../common/write-throttler.guard';
-import {
-  ErrorResponseDto,
-  RATE_LIMITED_HEADERS,
-  RETRY_AFTER_HEADER,
-} from '../common/dto/error-response.dto';
 import { MeasurementDto } from '../common/dto/measurement.dto';
+import { ApiErrors } from '../common/openapi';
 import { IngestionResultDto } from './dto/ingestion-result.dto';
 import { IngestionResult, IngestionService } from './ingestion.service';
 
@@ -32,18 +23,10 @@ export class IngestionController {
 
   @Post()
   @UseGuards(ApiKeyGuard, WriteThrottlerGuard)
-  @ApiTooManyRequestsResponse({
-    type: ErrorResponseDto,
-    description: 'over RATE_LIMIT_PER_MINUTE (code `rate_limited`); see Retry-After',
-    headers: RATE_LIMITED_HEADERS,
-  })
   @ApiSecurity(API_KEY_SCHEME)
-  @ApiUnauthorizedResponse({
-    type: ErrorResponseDto,
-    description: 'API_KEYS is set and X-API-Key is missing or wrong',
-  })
   @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
+    operationId: 'postMeasurements',
     summary: 'Put one measurement or a batch of up to 500 on the stream',
     description:
       'All-or-nothing: if any item is invalid, nothing is sent. 202 only after Kinesis acknowledged every record. ' +
@@ -75,18 +58,20 @@ export class IngestionController {
     },
   })
   @ApiAcceptedResponse({ type: IngestionResultDto })
-  @ApiBadRequestResponse({
-    type: ErrorResponseDto,
-    description: 'validation errors, with `[i].` for batch items',
-  })
-  @ApiPayloadTooLargeResponse({ type: ErrorResponseDto, description: 'body over 1 MB' })
-  @ApiServiceUnavailableResponse({
-    type: ErrorResponseDto,
-    description:
-      'Kinesis did not acknowledge in time (code `stream_unavailable`), the buffer is full ' +
-      '(`buffer_full`) or the instance is shutting down (`shutting_down`); see Retry-After',
-    headers: RETRY_AFTER_HEADER,
-  })
+  @ApiErrors(
+    [
+      400,
+      'invalid JSON (`malformed_json`) or invalid measurements (`validation_failed`, with `[i].` for batch items); nothing was sent',
+    ],
+    401,
+    413,
+    415,
+    429,
+    [
+      503,
+      'Kinesis did not acknowledge in time (`stream_unavailable`), the buffer is full (`buffer_full`) or the instance is shutting down (`shutting_down`); resending the same body is safe; see Retry-After',
+    ],
+  )
   create(@Body() body: unknown): Promise<IngestionResult> {
     return this.ingestion.ingestBody(body);
   }

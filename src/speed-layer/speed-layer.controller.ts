@@ -1,23 +1,18 @@
 import { Controller, Get, Param, Query, UseGuards } from '@nestjs/common';
-import {
-  ApiBadRequestResponse,
-  ApiSecurity,
-  ApiNotFoundResponse,
-  ApiOkResponse,
-  ApiOperation,
-  ApiTags,
-} from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { AppError, ErrorCode } from '../common/app-error';
 import { API_KEY_SCHEME, ApiKeyGuard, ReadAccess } from '../common/api-key.guard';
-import { ErrorResponseDto } from '../common/dto/error-response.dto';
-import { CURSOR_REFUSED, signCursor, verifyCursor } from '../common/cursor';
+import { CURSOR_NOTE, refuseCursor, signCursor, verifyCursor } from '../common/cursor';
+import { ApiErrors, READ_UNAUTHORIZED } from '../common/openapi';
+import { CitiesQueryDto } from './dto/cities-query.dto';
 import { CityParamsDto } from './dto/city-params.dto';
 import { LatestQueryDto } from './dto/latest-query.dto';
-import { CitiesResponseDto, LatestResponseDto } from './dto/responses.dto';
-import { SpeedLayerRepository } from './speed-layer.repository';
+import { CitiesResponseDto, LatestResponseDto, toStoredMeasurementDto } from './dto/responses.dto';
+import { CITIES_PARTITION, SpeedLayerRepository } from './speed-layer.repository';
 
 @ApiTags('speed layer')
 @ApiSecurity(API_KEY_SCHEME)
+@ApiErrors(READ_UNAUTHORIZED)
 @UseGuards(ApiKeyGuard)
 @ReadAccess()
 @Controller('cities')
@@ -25,26 +20,40 @@ export class SpeedLayerController {
   constructor(private readonly speedLayer: SpeedLayerRepository) {}
 
   @Get()
-  @ApiOperation({ summary: 'Every city seen in the speed layer, with its newest measurement' })
+  @ApiOperation({
+    operationId: 'listCities',
+    summary: 'Every city seen in the speed layer, with its newest measurement',
+    description: `Ascending city_id, at most \`limit\` cities a page; \`next_cursor\` pages on. ${CURSOR_NOTE}`,
+  })
   @ApiOkResponse({ type: CitiesResponseDto })
-  async cities(): Promise<CitiesResponseDto> {
-    const items = await this.speedLayer.cities();
-    items.sort((a, b) => a.city_id.localeCompare(b.city_id));
-    return { items };
+  @ApiErrors(400)
+  async cities(@Query() query: CitiesQueryDto): Promise<CitiesResponseDto> {
+    const scope = { route: 'cities' };
+    let startKey: { city_id: string; sk: string } | undefined;
+    if (query.cursor) {
+      const { sk } = verifyCursor(query.cursor, scope);
+      if (typeof sk !== 'string') refuseCursor();
+      startKey = { city_id: CITIES_PARTITION, sk };
+    }
+    const { items, next } = await this.speedLayer.cities(query.limit, startKey);
+    return {
+      items: items.map((city) => ({
+        city_id: city.city_id,
+        city_name: city.city_name,
+        latest: toStoredMeasurementDto(city.latest),
+      })),
+      next_cursor: next ? signCursor(scope, { sk: next.sk }) : null,
+    };
   }
 
   @Get(':cityId/latest')
   @ApiOperation({
+    operationId: 'getCityLatest',
     summary: 'The newest measurements of a city, by event time; expired items are never returned',
-    description:
-      '`next_cursor` pages to older measurements. Cursors are signed by the instance that issued them and valid for its life only: after a restart a cursor may be refused with 400 `validation_failed`; start again without cursor.',
+    description: `\`next_cursor\` pages to older measurements. ${CURSOR_NOTE}`,
   })
   @ApiOkResponse({ type: LatestResponseDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto })
-  @ApiNotFoundResponse({
-    type: ErrorResponseDto,
-    description: 'no measurement of this city in the speed layer',
-  })
+  @ApiErrors(400, [404, 'no measurement of this city in the speed layer (code `not_found`)'])
   async latest(
     @Param() params: CityParamsDto,
     @Query() query: LatestQueryDto,
@@ -52,7 +61,7 @@ export class SpeedLayerController {
     const scope = { route: 'latest', city: params.cityId };
     const startKey = query.cursor ? verifyCursor(query.cursor, scope) : undefined;
     if (startKey && (startKey.city_id !== params.cityId || typeof startKey.sk !== 'string'))
-      throw new AppError(ErrorCode.ValidationFailed, 'invalid cursor', [CURSOR_REFUSED]);
+      refuseCursor();
     const { items, next } = await this.speedLayer.latest(params.cityId, query.limit, startKey);
     // A later page may be empty (its items expired meanwhile); only the first says "no city".
     if (items.length === 0 && !startKey) {
@@ -63,7 +72,7 @@ export class SpeedLayerController {
     }
     return {
       city_id: params.cityId,
-      items,
+      items: items.map(toStoredMeasurementDto),
       next_cursor: next ? signCursor(scope, next) : null,
     };
   }

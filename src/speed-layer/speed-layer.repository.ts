@@ -1,4 +1,4 @@
-import { DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
@@ -133,28 +133,34 @@ export class SpeedLayerRepository {
     return { items: returned.map(stripItem), next };
   }
 
-  async cities(): Promise<CityLatest[]> {
+  /**
+   * One page of the per-city latest items, ascending city_id (byte order), after `startKey` when
+   * given; `next` only when another city follows.
+   */
+  async cities(
+    limit: number,
+    startKey?: Record<string, unknown>,
+  ): Promise<{ items: CityLatest[]; next: { city_id: string; sk: string } | null }> {
     const now = Math.floor(Date.now() / 1000);
-    const cities: CityLatest[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'city_id = :partition',
-          FilterExpression: '#ttl > :now',
-          ExpressionAttributeNames: { '#ttl': 'ttl' },
-          ExpressionAttributeValues: { ':partition': CITIES_PARTITION, ':now': now },
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        const latest = item.latest as Measurement;
-        cities.push({ city_id: latest.city_id, city_name: latest.city_name, latest });
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return cities;
+    const { items: returned, more } = await queryPage(
+      this.db,
+      {
+        TableName: this.table,
+        KeyConditionExpression: 'city_id = :partition',
+        FilterExpression: '#ttl > :now',
+        ExpressionAttributeNames: { '#ttl': 'ttl' },
+        ExpressionAttributeValues: { ':partition': CITIES_PARTITION, ':now': now },
+      },
+      limit,
+      startKey,
+    );
+    const items = returned.map((item) => {
+      const latest = item.latest as Measurement;
+      return { city_id: latest.city_id, city_name: latest.city_name, latest };
+    });
+    const last = returned.at(-1);
+    const next = more && last ? { city_id: CITIES_PARTITION, sk: String(last.sk) } : null;
+    return { items, next };
   }
 
   private async updateLatest(m: Measurement, ttl: number): Promise<void> {

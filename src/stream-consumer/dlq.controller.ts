@@ -12,23 +12,19 @@ import {
 } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
-  ApiBadRequestResponse,
   ApiBody,
-  ApiConflictResponse,
   ApiExtraModels,
   ApiNoContentResponse,
-  ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
   ApiSecurity,
   ApiTags,
-  ApiUnauthorizedResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
 import { API_KEY_SCHEME, ApiKeyGuard } from '../common/api-key.guard';
 import { WriteThrottlerGuard } from '../common/write-throttler.guard';
-import { ErrorResponseDto } from '../common/dto/error-response.dto';
 import { MeasurementDto } from '../common/dto/measurement.dto';
+import { ApiErrors } from '../common/openapi';
 import { DlqService } from './dlq.service';
 import {
   DlqEntryDto,
@@ -40,10 +36,7 @@ import {
 
 @ApiTags('dead-letter queue')
 @ApiSecurity(API_KEY_SCHEME)
-@ApiUnauthorizedResponse({
-  type: ErrorResponseDto,
-  description: 'API_KEYS is set and X-API-Key is missing or wrong',
-})
+@ApiErrors(401)
 @ApiExtraModels(MeasurementDto)
 @UseGuards(ApiKeyGuard)
 @Controller('dlq')
@@ -52,18 +45,22 @@ export class DlqController {
 
   @Get()
   @ApiOperation({
+    operationId: 'listDeadLetters',
     summary: 'Dead-letter entries, newest first, with a cursor and an optional reason filter',
   })
   @ApiOkResponse({ type: DlqListDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto })
+  @ApiErrors(400)
   list(@Query() query: DlqListQueryDto) {
     return this.dlq.list(query.limit, query.reason, query.cursor);
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'One entry, with its payload as received' })
+  @ApiOperation({
+    operationId: 'getDeadLetter',
+    summary: 'One entry, with its payload as received',
+  })
   @ApiOkResponse({ type: DlqEntryDto })
-  @ApiNotFoundResponse({ type: ErrorResponseDto })
+  @ApiErrors(400, [404, 'no such entry (code `not_found`)'])
   get(@Param() params: DlqIdParamsDto) {
     return this.dlq.get(params.id);
   }
@@ -72,6 +69,7 @@ export class DlqController {
   @UseGuards(WriteThrottlerGuard)
   @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
+    operationId: 'redriveDeadLetter',
     summary: 'Put the record back on the stream, as received or corrected',
     description:
       'Without a body the stored payload is sent again. With `{ "payload": measurement }` the corrected ' +
@@ -83,12 +81,18 @@ export class DlqController {
     schema: { type: 'object', properties: { payload: { $ref: getSchemaPath(MeasurementDto) } } },
   })
   @ApiAcceptedResponse({ type: RedriveResultDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto })
-  @ApiNotFoundResponse({ type: ErrorResponseDto })
-  @ApiConflictResponse({
-    type: ErrorResponseDto,
-    description: 'the stored payload was truncated: send a corrected one',
-  })
+  @ApiErrors(
+    400,
+    [404, 'no such entry (code `not_found`)'],
+    [409, 'the stored payload was truncated: send a corrected one (code `conflict`)'],
+    413,
+    415,
+    429,
+    [
+      503,
+      'Kinesis did not take the record in time (`stream_unavailable`), the buffer is full (`buffer_full`) or the instance is shutting down (`shutting_down`): the entry stays pending; see Retry-After',
+    ],
+  )
   redrive(@Param() params: DlqIdParamsDto, @Body() body: unknown) {
     return this.dlq.redrive(params.id, body);
   }
@@ -96,9 +100,9 @@ export class DlqController {
   @Delete(':id')
   @UseGuards(WriteThrottlerGuard)
   @HttpCode(HttpStatus.NO_CONTENT)
-  @ApiOperation({ summary: 'Delete an entry' })
-  @ApiNoContentResponse()
-  @ApiNotFoundResponse({ type: ErrorResponseDto })
+  @ApiOperation({ operationId: 'deleteDeadLetter', summary: 'Delete an entry' })
+  @ApiNoContentResponse({ description: 'deleted' })
+  @ApiErrors(400, [404, 'no such entry (code `not_found`)'], 429)
   async delete(@Param() params: DlqIdParamsDto): Promise<void> {
     await this.dlq.delete(params.id);
   }

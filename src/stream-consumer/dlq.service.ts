@@ -1,35 +1,12 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppError, ErrorCode } from '../common/app-error';
+import { refuseCursor, signCursor, verifyCursor } from '../common/cursor';
 import { validateMeasurementBody } from '../common/measurement-validation';
 import { normaliseMeasurement } from '../domain/measurement';
 import { KinesisProducerService } from '../ingestion/kinesis-producer.service';
 import { DeadLetterEntry, DeadLetterRepository, DLQ_KIND } from './dead-letter.repository';
+import { DlqEntryDto, DlqListDto, toDlqEntryDto } from './dto/dlq.dto';
 import { DeadLetterReason } from './record-decoder';
-
-const encodeCursor = (key: Record<string, unknown>) =>
-  Buffer.from(JSON.stringify(key)).toString('base64url');
-
-function decodeCursor(cursor: string): Record<string, unknown> {
-  try {
-    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<
-      string,
-      unknown
-    >;
-    const valid =
-      key !== null &&
-      typeof key === 'object' &&
-      Object.keys(key).sort().join() === 'failed_at,id,kind' &&
-      key.kind === DLQ_KIND &&
-      typeof key.id === 'string' &&
-      typeof key.failed_at === 'string';
-    if (valid) return key;
-  } catch {
-    // reported below
-  }
-  throw new AppError(ErrorCode.ValidationFailed, 'invalid cursor', [
-    'cursor must be a next_cursor returned by GET /dlq',
-  ]);
-}
 
 /** The operator's view of the dead-letter queue: inspect, redrive (optionally corrected), delete. */
 @Injectable()
@@ -41,16 +18,30 @@ export class DlqService {
     private readonly producer: KinesisProducerService,
   ) {}
 
-  async list(limit: number, reason?: DeadLetterReason, cursor?: string) {
-    const page = await this.deadLetters.list(
-      limit,
-      reason,
-      cursor ? decodeCursor(cursor) : undefined,
-    );
-    return { items: page.items, next_cursor: page.next ? encodeCursor(page.next) : null };
+  /** A page, newest first; the cursor is signed and scoped to the reason filter. */
+  async list(limit: number, reason?: DeadLetterReason, cursor?: string): Promise<DlqListDto> {
+    const scope = { route: 'dlq', reason: reason ?? '' };
+    let startKey: Record<string, unknown> | undefined;
+    if (cursor) {
+      const { id, failed_at: failedAt } = verifyCursor(cursor, scope);
+      if (typeof id !== 'string' || typeof failedAt !== 'string') refuseCursor();
+      startKey = { kind: DLQ_KIND, id, failed_at: failedAt };
+    }
+    const page = await this.deadLetters.list(limit, reason, startKey);
+    const next = page.next;
+    return {
+      items: page.items.map(toDlqEntryDto),
+      next_cursor: next
+        ? signCursor(scope, { id: String(next.id), failed_at: String(next.failed_at) })
+        : null,
+    };
   }
 
-  async get(id: string): Promise<DeadLetterEntry> {
+  async get(id: string): Promise<DlqEntryDto> {
+    return toDlqEntryDto(await this.find(id));
+  }
+
+  private async find(id: string): Promise<DeadLetterEntry> {
     const entry = await this.deadLetters.get(id);
     if (!entry) throw new AppError(ErrorCode.NotFound, `no dead-letter entry ${id}`);
     return entry;
@@ -62,7 +53,7 @@ export class DlqService {
    */
   async redrive(id: string, body: unknown): Promise<{ id: string; status: 'redriven' }> {
     const corrected = this.correctedPayload(body);
-    const entry = await this.get(id);
+    const entry = await this.find(id);
     let record: { data: Uint8Array; partitionKey: string };
     if (corrected) {
       const measurement = normaliseMeasurement(corrected, new Date());

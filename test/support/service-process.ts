@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { auditService } from './response-audit';
 
 export interface ServiceProcess {
   url: string;
@@ -52,6 +53,8 @@ export async function spawnService(
       reject(new Error(`service exited with ${code} while starting:\n${logs.join('\n')}`));
     });
   });
+  // Its OpenAPI document, for the audit of its responses, while it surely answers.
+  await auditService(url);
   return {
     url,
     child,

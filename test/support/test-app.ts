@@ -14,6 +14,7 @@ import {
   DYNAMODB_DOCUMENT_CLIENT,
   KINESIS_CLIENT,
 } from '../../src/infra/aws/aws.tokens';
+import { OpenApiDocument, recordResponses } from './response-audit';
 
 export interface TestApp {
   app: NestExpressApplication;
@@ -58,8 +59,14 @@ export async function startApp(env: Record<string, string>): Promise<TestApp> {
     bodyParser: false,
     logger: ['error', 'warn'].includes(env.LOG_LEVEL ?? '') ? ['error'] : false,
   });
+  // Its responses are checked against the OpenAPI document it publishes (see response-audit).
+  let publish!: (document: OpenApiDocument) => void;
+  const document = new Promise<OpenApiDocument>((resolve) => (publish = resolve));
+  app.use(recordResponses(() => document));
   configureApp(app);
   await app.init();
+  const docs = await request(app.getHttpServer()).get('/docs-json').expect(200);
+  publish(docs.body as OpenApiDocument);
   const server = app.getHttpServer();
   return {
     app,

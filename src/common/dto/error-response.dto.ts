@@ -3,7 +3,7 @@ import { ERROR_CODES, ErrorCode } from '../app-error';
 
 /** Every error body (except /health/ready, which keeps terminus's shape). */
 export class ErrorResponseDto {
-  @ApiProperty({ example: 400 })
+  @ApiProperty({ type: 'integer', example: 400 })
   statusCode!: number;
 
   @ApiProperty({ example: 'Bad Request' })

@@ -104,6 +104,7 @@ export class MeasurementDto implements MeasurementInput {
   temperature_c!: number;
 
   @ApiPropertyOptional({
+    type: 'integer',
     example: 117,
     minimum: 0,
     maximum: 500,
