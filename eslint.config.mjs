@@ -3,7 +3,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', 'node_modules/', '.data/', '*.js', '*.mjs'] },
+  { ignores: ['dist/', 'coverage/', 'node_modules/', '.data/', 'test/client/generated/', '*.js', '*.mjs'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

@@ -5,10 +5,10 @@ import { MeasurementDto } from '../../common/dto/measurement.dto';
 import { CITY_PAGE_LIMIT } from './cities-query.dto';
 
 export class StoredMeasurementDto extends MeasurementDto {
-  @ApiProperty({ type: 'integer', example: 117, minimum: 0, maximum: 500 })
+  @ApiProperty({ type: 'integer', example: 117, minimum: 0, maximum: 500, required: true })
   declare aqi_value: number;
 
-  @ApiProperty({ enum: AQI_CATEGORIES, example: 'Unhealthy for Sensitive Groups' })
+  @ApiProperty({ enum: AQI_CATEGORIES, example: 'Unhealthy for Sensitive Groups', required: true })
   declare aqi_category: (typeof AQI_CATEGORIES)[number];
 
   @ApiProperty({ example: '2026-11-26T08:00:00.000Z', format: 'date-time' })
