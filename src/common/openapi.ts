@@ -39,7 +39,8 @@ const EXAMPLE_MESSAGE: Record<ErrorCode, string | string[]> = {
   [ErrorCode.PayloadTooLarge]: 'request body is larger than 1 MB',
   [ErrorCode.UnsupportedMediaType]:
     'the request body must be JSON (Content-Type: application/json)',
-  [ErrorCode.RateLimited]: 'ThrottlerException: Too Many Requests',
+  [ErrorCode.RateLimited]:
+    'too many write requests: retry after the number of seconds in Retry-After',
   [ErrorCode.InternalError]: 'internal error',
   [ErrorCode.StreamUnavailable]:
     'the stream did not acknowledge every record before the deadline; resending the same body is safe',
