@@ -223,11 +223,17 @@ describe('SpeedLayerStack', () => {
     expect(Number(delay?.Value)).toBeGreaterThanOrEqual(stopTimeout);
   });
 
-  it('injects API_KEYS from the stack secret, never as a plain variable', () => {
-    const secretId = Object.keys(template.findResources('AWS::SecretsManager::Secret'))[0];
-    expect(container().Secrets).toEqual([{ Name: 'API_KEYS', ValueFrom: { Ref: secretId } }]);
+  it('injects API_KEYS and CURSOR_SECRET from stack secrets, never as plain variables', () => {
+    const secrets = Object.keys(template.findResources('AWS::SecretsManager::Secret'));
+    const apiKeys = secrets.find((id) => id.startsWith('ApiKeys'));
+    const cursor = secrets.find((id) => id.startsWith('CursorSecret'));
+    expect(container().Secrets).toEqual([
+      { Name: 'API_KEYS', ValueFrom: { Ref: apiKeys } },
+      { Name: 'CURSOR_SECRET', ValueFrom: { Ref: cursor } },
+    ]);
     const env = container().Environment as { Name: string }[];
     expect(env.map((e) => e.Name)).not.toContain('API_KEYS');
+    expect(env.map((e) => e.Name)).not.toContain('CURSOR_SECRET');
   });
 
   it('runs the service against AWS with the stack resources', () => {

@@ -144,6 +144,12 @@ export class SpeedLayerStack extends Stack {
       description: 'API_KEYS of the air-quality speed layer: comma-separated keys',
       generateSecretString: { passwordLength: 40, excludePunctuation: true },
     });
+    // One signing key for the page cursors of every task: a next_cursor from one task is honoured by
+    // the task the load balancer sends the next page to.
+    const cursorSecret = new secretsmanager.Secret(this, 'CursorSecret', {
+      description: 'CURSOR_SECRET of the air-quality speed layer: signs page cursors',
+      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+    });
 
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'Task', {
       cpu: 512,
@@ -176,7 +182,10 @@ export class SpeedLayerStack extends Stack {
         // One hop: the ALB. Client addresses (anonymous rate limits, logs) come from X-Forwarded-For.
         TRUST_PROXY: '1',
       },
-      secrets: { API_KEYS: ecs.Secret.fromSecretsManager(apiKeys) },
+      secrets: {
+        API_KEYS: ecs.Secret.fromSecretsManager(apiKeys),
+        CURSOR_SECRET: ecs.Secret.fromSecretsManager(cursorSecret),
+      },
       healthCheck: {
         // The image is slim (no curl): Node's fetch, as the Dockerfile's HEALTHCHECK does.
         command: [

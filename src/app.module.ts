@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { LoggerModule } from 'nestjs-pino';
+import { CursorModule } from './common/cursor.module';
 import { LoggingModule } from './common/logging.module';
 import { ROOT_LOGGER } from './common/logging.tokens';
 import { loggerParams } from './common/request-logging';
@@ -18,6 +19,7 @@ import { StreamConsumerModule } from './stream-consumer/stream-consumer.module';
 @Module({
   imports: [
     ConfigModule,
+    CursorModule,
     LoggingModule,
     LoggerModule.forRootAsync({
       imports: [LoggingModule],

@@ -2,7 +2,7 @@ import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common
 import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { AppError, ErrorCode } from '../common/app-error';
 import { API_KEY_SCHEME, ApiKeyGuard, ReadAccess } from '../common/api-key.guard';
-import { CURSOR_NOTE, refuseCursor, signCursor, verifyCursor } from '../common/cursor';
+import { CURSOR_NOTE, CursorCodec, refuseCursor } from '../common/cursor';
 import { ApiErrors, READ_UNAUTHORIZED } from '../common/openapi';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
@@ -26,6 +26,7 @@ export class AggregatesController {
   constructor(
     private readonly aggregates: AggregatesRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly cursors: CursorCodec,
   ) {}
 
   @Get(':cityId/aggregates')
@@ -63,7 +64,7 @@ export class AggregatesController {
     };
     let startKey: { city_id: string; window_key: string } | undefined;
     if (query.cursor) {
-      const state = verifyCursor(query.cursor, scope);
+      const state = this.cursors.verify(query.cursor, scope);
       const { window_key: key, from: cursorFrom, to: cursorTo } = state;
       if (
         typeof key !== 'string' ||
@@ -87,7 +88,7 @@ export class AggregatesController {
       startKey,
     );
     const next_cursor = next
-      ? signCursor(scope, {
+      ? this.cursors.sign(scope, {
           window_key: next.window_key,
           from: from.toISOString(),
           to: to.toISOString(),

@@ -1,5 +1,9 @@
 import { AppError, ErrorCode } from './app-error';
-import { signCursor, verifyCursor } from './cursor';
+import { CursorCodec } from './cursor';
+
+const codec = new CursorCodec({ cursorSecret: '' });
+const signCursor = codec.sign.bind(codec);
+const verifyCursor = codec.verify.bind(codec);
 
 const scope = { route: 'latest', city: 'delhi' };
 const state = { city_id: 'delhi', sk: '2026-11-26T08:00:00.000Z#9f86d081884c7d65' };
@@ -51,5 +55,14 @@ describe('page cursors', () => {
       const error = refused(() => verifyCursor(garbage, scope));
       expect(error.details.join()).toMatch(/start again/);
     }
+  });
+
+  it('honours a cursor of another instance only when both share CURSOR_SECRET', () => {
+    const secret = 'a-secret-shared-by-every-instance-0123456789';
+    const cursor = new CursorCodec({ cursorSecret: secret }).sign(scope, state);
+    expect(new CursorCodec({ cursorSecret: secret }).verify(cursor, scope)).toEqual(state);
+    refused(() => new CursorCodec({ cursorSecret: `${secret}!` }).verify(cursor, scope));
+    refused(() => new CursorCodec({ cursorSecret: '' }).verify(cursor, scope));
+    refused(() => verifyCursor(new CursorCodec({ cursorSecret: '' }).sign(scope, state), scope));
   });
 });

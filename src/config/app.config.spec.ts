@@ -172,6 +172,15 @@ describe('loadConfig (SPEC §4)', () => {
       expect(loadConfig({ API_KEYS: 'a, b,,' }).apiKeys).toEqual(['a', 'b']);
     });
 
+    it('CURSOR_SECRET is empty by default, kept when 32 characters or more, and never shown when refused', () => {
+      expect(loadConfig({}).cursorSecret).toBe('');
+      const secret = 's'.repeat(32);
+      expect(loadConfig({ CURSOR_SECRET: secret }).cursorSecret).toBe(secret);
+      expect(() => loadConfig({ CURSOR_SECRET: 'short-secret' })).toThrow(
+        /^Invalid configuration: CURSOR_SECRET="…": CURSOR_SECRET must be at least 32 characters/,
+      );
+    });
+
     it('ignores variables it does not know', () => {
       expect(loadConfig({ HOME: '/root', SOMETHING_ELSE: 'x' }).port).toBe(3000);
     });

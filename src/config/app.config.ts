@@ -10,8 +10,10 @@ import {
   Matches,
   Max,
   Min,
+  MinLength,
   validateSync,
   ValidateBy,
+  ValidateIf,
 } from 'class-validator';
 import { isIP } from 'node:net';
 
@@ -92,6 +94,10 @@ class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(50) @Max(600_000) AGGREGATION_FLUSH_MS = 1000;
   @Transform(toInt) @IsInt() @Min(10) @Max(1_000_000) AGGREGATION_MAX_OPEN_WINDOWS = 20000;
   @IsString() API_KEYS = '';
+  @ValidateIf((v: EnvironmentVariables) => v.CURSOR_SECRET !== '')
+  @MinLength(32, { message: 'CURSOR_SECRET must be at least 32 characters (or empty)' })
+  @IsString()
+  CURSOR_SECRET = '';
   @Transform(toBool) @IsBoolean() READ_API_KEYS_REQUIRED = false;
   @Transform(toBool) @IsBoolean() ALLOW_ANONYMOUS_WRITES = false;
   @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000) RATE_LIMIT_PER_MINUTE = 600;
@@ -128,6 +134,8 @@ export interface AppConfig {
   aggregation: AggregationSettings & { flushMs: number };
   apiKeys: string[];
   readApiKeysRequired: boolean;
+  /** The key page cursors are signed with, shared by every instance; empty: one per process. */
+  cursorSecret: string;
   /** Write requests per minute per key (per client address when anonymous); 0: off. */
   rateLimitPerMinute: number;
   /** Express's `trust proxy`, so that req.ip (rate limits, logs) is the client behind a proxy. */
@@ -191,7 +199,9 @@ export function loadConfig(
     const first = errors[0];
     // A key must never reach a log line, even a bad one.
     const shown =
-      first.property === 'API_KEYS' ? '"…"' : JSON.stringify(String(picked[first.property] ?? ''));
+      first.property === 'API_KEYS' || first.property === 'CURSOR_SECRET'
+        ? '"…"'
+        : JSON.stringify(String(picked[first.property] ?? ''));
     throw new ConfigError(
       `Invalid configuration: ${first.property}=${shown}: ${Object.values(first.constraints ?? {})[0] ?? 'invalid value'}`,
     );
@@ -256,6 +266,7 @@ export function loadConfig(
     },
     apiKeys,
     readApiKeysRequired: vars.READ_API_KEYS_REQUIRED,
+    cursorSecret: vars.CURSOR_SECRET,
     rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE,
     trustProxy: vars.TRUST_PROXY,
     logLevel: vars.LOG_LEVEL as LogLevelName,

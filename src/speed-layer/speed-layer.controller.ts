@@ -2,7 +2,7 @@ import { Controller, Get, Param, Query, UseGuards } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { AppError, ErrorCode } from '../common/app-error';
 import { API_KEY_SCHEME, ApiKeyGuard, ReadAccess } from '../common/api-key.guard';
-import { CURSOR_NOTE, refuseCursor, signCursor, verifyCursor } from '../common/cursor';
+import { CURSOR_NOTE, CursorCodec, refuseCursor } from '../common/cursor';
 import { ApiErrors, READ_UNAUTHORIZED } from '../common/openapi';
 import { CitiesQueryDto } from './dto/cities-query.dto';
 import { CityParamsDto } from './dto/city-params.dto';
@@ -17,7 +17,10 @@ import { CITIES_PARTITION, SpeedLayerRepository } from './speed-layer.repository
 @ReadAccess()
 @Controller('cities')
 export class SpeedLayerController {
-  constructor(private readonly speedLayer: SpeedLayerRepository) {}
+  constructor(
+    private readonly speedLayer: SpeedLayerRepository,
+    private readonly cursors: CursorCodec,
+  ) {}
 
   @Get()
   @ApiOperation({
@@ -31,7 +34,7 @@ export class SpeedLayerController {
     const scope = { route: 'cities' };
     let startKey: { city_id: string; sk: string } | undefined;
     if (query.cursor) {
-      const { sk } = verifyCursor(query.cursor, scope);
+      const { sk } = this.cursors.verify(query.cursor, scope);
       if (typeof sk !== 'string') refuseCursor();
       startKey = { city_id: CITIES_PARTITION, sk };
     }
@@ -42,7 +45,7 @@ export class SpeedLayerController {
         city_name: city.city_name,
         latest: toStoredMeasurementDto(city.latest),
       })),
-      next_cursor: next ? signCursor(scope, { sk: next.sk }) : null,
+      next_cursor: next ? this.cursors.sign(scope, { sk: next.sk }) : null,
     };
   }
 
@@ -59,7 +62,7 @@ export class SpeedLayerController {
     @Query() query: LatestQueryDto,
   ): Promise<LatestResponseDto> {
     const scope = { route: 'latest', city: params.cityId };
-    const startKey = query.cursor ? verifyCursor(query.cursor, scope) : undefined;
+    const startKey = query.cursor ? this.cursors.verify(query.cursor, scope) : undefined;
     if (startKey && (startKey.city_id !== params.cityId || typeof startKey.sk !== 'string'))
       refuseCursor();
     const { items, next } = await this.speedLayer.latest(params.cityId, query.limit, startKey);
@@ -73,7 +76,7 @@ export class SpeedLayerController {
     return {
       city_id: params.cityId,
       items: items.map(toStoredMeasurementDto),
-      next_cursor: next ? signCursor(scope, next) : null,
+      next_cursor: next ? this.cursors.sign(scope, next) : null,
     };
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppError, ErrorCode } from '../common/app-error';
-import { refuseCursor, signCursor, verifyCursor } from '../common/cursor';
+import { CursorCodec, refuseCursor } from '../common/cursor';
 import { validateMeasurementBody } from '../common/measurement-validation';
 import { normaliseMeasurement } from '../domain/measurement';
 import { KinesisProducerService } from '../ingestion/kinesis-producer.service';
@@ -16,6 +16,7 @@ export class DlqService {
   constructor(
     private readonly deadLetters: DeadLetterRepository,
     private readonly producer: KinesisProducerService,
+    private readonly cursors: CursorCodec,
   ) {}
 
   /** A page, newest first; the cursor is signed and scoped to the reason filter. */
@@ -23,7 +24,7 @@ export class DlqService {
     const scope = { route: 'dlq', reason: reason ?? '' };
     let startKey: Record<string, unknown> | undefined;
     if (cursor) {
-      const { id, failed_at: failedAt } = verifyCursor(cursor, scope);
+      const { id, failed_at: failedAt } = this.cursors.verify(cursor, scope);
       if (typeof id !== 'string' || typeof failedAt !== 'string') refuseCursor();
       startKey = { kind: DLQ_KIND, id, failed_at: failedAt };
     }
@@ -32,7 +33,7 @@ export class DlqService {
     return {
       items: page.items.map(toDlqEntryDto),
       next_cursor: next
-        ? signCursor(scope, { id: String(next.id), failed_at: String(next.failed_at) })
+        ? this.cursors.sign(scope, { id: String(next.id), failed_at: String(next.failed_at) })
         : null,
     };
   }
