@@ -34,6 +34,21 @@ export function atReferenceTime<T>(time: number | undefined, validate: () => T):
   }
 }
 
+/**
+ * An event time as SPEC §1 wants it: ISO-8601 with a time zone, a date that exists as written,
+ * and not more than 5 minutes after `now`.
+ */
+export function isEventTime(value: unknown, now: number): boolean {
+  if (typeof value !== 'string' || !ISO_WITH_ZONE.test(value)) return false;
+  const time = Date.parse(value);
+  if (Number.isNaN(time)) return false;
+  // Date.parse rolls 2025-02-30 over to March: the calendar date must exist as written.
+  const [year, month, day] = value.slice(0, 10).split('-').map(Number);
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return false;
+  return time <= now + MAX_FUTURE_SKEW_MS;
+}
+
 function IsEventTime(options?: ValidationOptions) {
   return (object: object, propertyName: string) =>
     registerDecorator({
@@ -45,16 +60,7 @@ function IsEventTime(options?: ValidationOptions) {
         ...options,
       },
       validator: {
-        validate(value: unknown) {
-          if (typeof value !== 'string' || !ISO_WITH_ZONE.test(value)) return false;
-          const time = Date.parse(value);
-          if (Number.isNaN(time)) return false;
-          // Date.parse rolls 2025-02-30 over to March: the calendar date must exist as written.
-          const [year, month, day] = value.slice(0, 10).split('-').map(Number);
-          const calendar = new Date(Date.UTC(year, month - 1, day));
-          if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return false;
-          return time <= (referenceTime ?? Date.now()) + MAX_FUTURE_SKEW_MS;
-        },
+        validate: (value: unknown) => isEventTime(value, referenceTime ?? Date.now()),
       },
     });
 }
