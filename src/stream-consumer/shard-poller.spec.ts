@@ -5,7 +5,7 @@ import { parseWindowSizes } from '../aggregation/windows';
 import { Measurement } from '../domain/measurement';
 import { MetricsService } from '../metrics/metrics.service';
 import { DeadLetter } from './dead-letter.repository';
-import { Lease, SHARD_END } from './lease.repository';
+import { Checkpoint, Lease, SHARD_END } from './lease.repository';
 import { StreamRecord } from './record-decoder';
 import { ShardCommitter } from './shard-committer';
 import { BatchSink, PollerTiming, ShardPoller, ShardReader } from './shard-poller';
@@ -16,6 +16,7 @@ const SHARD = 'shardId-000000000001';
 const TIMING: PollerTiming = {
   minPollIntervalMs: 0,
   idleDelayMs: 1,
+  recordsPerStep: 1000,
   stopCommitAttempts: 3,
   stopCommitBudgetMs: 1000,
 };
@@ -29,6 +30,12 @@ const SETTINGS = {
 };
 
 type Page = Awaited<ReturnType<ShardReader['read']>>;
+
+/** A position as the fake tables write it: `sequence/subSequence` inside a KPL aggregate. */
+const positionText = (p: Checkpoint | undefined) =>
+  p?.subSequenceNumber === undefined
+    ? p?.sequenceNumber
+    : `${p.sequenceNumber}/${p.subSequenceNumber}`;
 
 /** A valid measurement record (event time in the past); its partition key is its city. */
 const valid = (seq: string, city = `city-${seq}`): StreamRecord => ({
@@ -71,6 +78,7 @@ type Events = string[];
 class FakeSink implements BatchSink {
   stored: Measurement[][] = [];
   deadLettered: DeadLetter[][] = [];
+  deaggregatedCount = 0;
   storeAttempts = 0;
   failure?: (batch: Measurement[], attempt: number) => Error | undefined;
   deadLetterFailures = 0;
@@ -98,18 +106,22 @@ class FakeSink implements BatchSink {
     this.events.push(`deadLetter:${letters.length}`);
     this.deadLettered.push(letters);
   }
+
+  deaggregated(count: number): void {
+    this.deaggregatedCount += count;
+  }
 }
 
 /** Iterators are handed out as it-1, it-2, …; `pages` answers each read by iterator. */
 class FakeReader implements ShardReader {
-  iteratorCalls: [string, string | undefined][] = [];
+  iteratorCalls: [string, Checkpoint | undefined][] = [];
   reads: string[] = [];
   private issued = 0;
 
   constructor(private readonly pages: (iterator: string, readNumber: number) => Page) {}
 
-  async iterator(shardId: string, checkpoint: string | undefined): Promise<string> {
-    this.iteratorCalls.push([shardId, checkpoint]);
+  async iterator(shardId: string, position: Checkpoint | undefined): Promise<string> {
+    this.iteratorCalls.push([shardId, position]);
     this.issued += 1;
     return `it-${this.issued}`;
   }
@@ -163,7 +175,7 @@ function setup(
     commit: async (...args: Parameters<FakeTables['commit']>) => {
       try {
         const refused = await tables.commit(...args);
-        events.push(`commit:${args[2]}`);
+        events.push(`commit:${positionText(args[2])}`);
         return refused;
       } catch (error) {
         events.push(`commit-failed:${(error as Error).name}`);
@@ -431,7 +443,7 @@ describe('ShardPoller', () => {
       expect(fresh.reader.iteratorCalls).toEqual([[SHARD, undefined]]);
       const resumed = setup({ checkpoint: '4959' });
       await resumed.poller.run();
-      expect(resumed.reader.iteratorCalls).toEqual([[SHARD, '4959']]);
+      expect(resumed.reader.iteratorCalls).toEqual([[SHARD, { sequenceNumber: '4959' }]]);
     });
 
     it('stores the last records of a closed shard, then commits SHARD_END with the state, and ends', async () => {
@@ -464,7 +476,7 @@ describe('ShardPoller', () => {
       await poller.run();
       expect(reader.iteratorCalls).toEqual([
         [SHARD, undefined],
-        [SHARD, '11'],
+        [SHARD, { sequenceNumber: '11' }],
       ]);
       expect(reader.reads).toEqual(['it-1', 'stale', 'it-2']);
       expect(tables.checkpointOf(SHARD)).toBe(SHARD_END);
