@@ -11,6 +11,7 @@ import { ShardCommitter } from './shard-committer';
 import { BatchSink, PollerTiming, ShardPoller, ShardReader } from './shard-poller';
 import { ShardRetrier } from './shard-retrier';
 import { FakeTables } from './testing/fake-tables';
+import { kplAggregate, withBadMd5 } from '../../test/support/kpl';
 
 const SHARD = 'shardId-000000000001';
 const TIMING: PollerTiming = {
@@ -53,6 +54,13 @@ const valid = (seq: string, city = `city-${seq}`): StreamRecord => ({
   ),
   sequenceNumber: seq,
   partitionKey: city,
+});
+
+/** A KPL aggregated record of `users` (their partition keys and data) at `seq`. */
+const aggregated = (seq: string, users: StreamRecord[]): StreamRecord => ({
+  data: kplAggregate(users.map((u) => ({ partitionKey: u.partitionKey, data: u.data }))),
+  sequenceNumber: seq,
+  partitionKey: users[0].partitionKey,
 });
 
 /** Not JSON: dead-lettered as parse_error. */
@@ -151,6 +159,7 @@ function setup(
     checkpoint?: string;
     tables?: FakeTables;
     owner?: string;
+    timing?: Partial<PollerTiming>;
   } = {},
 ) {
   const events: Events = [];
@@ -187,7 +196,10 @@ function setup(
   const committer = new ShardCommitter(lease, aggregation, store, latest);
   const retrier = (signal: AbortSignal) =>
     new ShardRetrier(SHARD, { baseMs: 1, capMs: 2 }, signal, { warn: log.warn });
-  const poller = new ShardPoller(lease, reader, sink, aggregation, committer, retrier, log, TIMING);
+  const poller = new ShardPoller(lease, reader, sink, aggregation, committer, retrier, log, {
+    ...TIMING,
+    ...options.timing,
+  });
   return { events, tables, lease, sink, reader, log, poller, latest };
 }
 
@@ -527,6 +539,100 @@ describe('ShardPoller', () => {
       await poller.run();
       expect(loads).toBe(1);
       expect(poller.status().state).toBe('failed');
+    });
+  });
+  describe('KPL aggregated records', () => {
+    it('processes each user record as a record of its own, next to plain records; a corrupt aggregate goes to the DLQ whole', async () => {
+      const poisonUser = { ...garbage('x'), partitionKey: 'user-key' };
+      const otherKey = { ...valid('o', 'c'), partitionKey: 'station-9' };
+      const corrupt = aggregated('4', [valid('p'), valid('q')]);
+      corrupt.data = withBadMd5(Buffer.from(corrupt.data));
+      const { poller, sink, tables } = setup({
+        pages: pagesOf([
+          [
+            valid('1', 'c'),
+            aggregated('2', [valid('a', 'c'), poisonUser, valid('b', 'c'), otherKey]),
+            valid('3', 'c'),
+            corrupt,
+          ],
+        ]),
+      });
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '4', 'the checkpoint at 4');
+      poller.stop();
+      await run;
+
+      expect(sink.stored.flat().map((m) => m.station_id)).toEqual([
+        'st-1',
+        'st-a',
+        'st-b',
+        'st-o',
+        'st-3',
+      ]);
+      expect(sink.deaggregatedCount).toBe(4);
+      const [user, whole] = sink.deadLettered.flat();
+      expect(user).toMatchObject({
+        reason: 'parse_error',
+        message: 'record data is not valid JSON',
+      });
+      expect(user.record).toMatchObject({
+        sequenceNumber: '2',
+        subSequenceNumber: 1,
+        partitionKey: 'user-key',
+        data: Buffer.from('this is not json'),
+      });
+      expect(whole).toEqual({
+        record: corrupt,
+        shardId: SHARD,
+        reason: 'parse_error',
+        message: 'KPL aggregated record: MD5 trailer does not match',
+      });
+      // The user record keyed by a station is stored but not in its city's windows.
+      expect([...tables.aggregates.values()].map((a) => a.record_count)).toEqual([4]);
+      expect(tables.positionOf(SHARD)).toBe('4');
+    });
+
+    it('checkpoints between the user records of an aggregate; the next owner resumes at it and skips what was processed', async () => {
+      const users = ['u0', 'u1', 'u2', 'u3', 'u4'].map((s) => valid(s, 'c'));
+      const pages = pagesOf([[aggregated('7', users), valid('8', 'c')]]);
+      const tables = new FakeTables();
+      const a = setup({ tables, pages, timing: { recordsPerStep: 2 } });
+      // Stopped while its second step (u2, u3) is being stored.
+      a.sink.failure = (batch) => {
+        if (batch.some((m) => m.station_id === 'st-u2')) a.poller.stop();
+        return undefined;
+      };
+      await a.poller.run();
+      expect(commits(a.events)).toEqual(['commit:7/1', 'commit:7/3']);
+      expect(tables.positionOf(SHARD)).toBe('7/3');
+      expect(a.poller.status().state).toBe('stopped');
+
+      const b = setup({ tables, pages, owner: 'worker-b', timing: { recordsPerStep: 2 } });
+      const run = b.poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '8', 'the checkpoint at 8');
+      b.poller.stop();
+      await run;
+      expect(b.reader.iteratorCalls).toEqual([
+        [SHARD, { sequenceNumber: '7', subSequenceNumber: 3 }],
+      ]);
+      const stations = (x: { sink: FakeSink }) => x.sink.stored.flat().map((m) => m.station_id);
+      expect(stations(a)).toEqual(['st-u0', 'st-u1', 'st-u2', 'st-u3']);
+      expect(stations(b)).toEqual(['st-u4', 'st-8']);
+      expect(tables.positionOf(SHARD)).toBe('8');
+      expect([...tables.aggregates.values()].map((w) => w.record_count)).toEqual([6]);
+    });
+
+    it('commits the last user record of an aggregate as the whole record (no sub-sequence number)', async () => {
+      const users = ['u0', 'u1', 'u2', 'u3'].map((s) => valid(s, 'c'));
+      const { poller, events, tables } = setup({
+        pages: pagesOf([[aggregated('5', users), valid('6', 'c')]]),
+        timing: { recordsPerStep: 2 },
+      });
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '6', 'the checkpoint at 6');
+      poller.stop();
+      await run;
+      expect(commits(events)).toEqual(['commit:5/1', 'commit:5', 'commit:6']);
     });
   });
 });
