@@ -10,10 +10,10 @@ import {
   positionOf,
   SHARD_END,
 } from './lease.repository';
-import { Decoded, decodeRecord, StreamRecord } from './record-decoder';
+import { StreamRecord } from './record-decoder';
 import { ShardCommitter } from './shard-committer';
 import { describeError, ShardRetrier, Stall, StoppedError } from './shard-retrier';
-import { routedByCity, UserRecord, userRecords } from './user-records';
+import { decodeUserRecord, routedByCity, UserRecord, userRecords } from './user-records';
 
 /** The Kinesis calls a poller makes. */
 export interface ShardReader {
@@ -262,23 +262,10 @@ export class ShardPoller {
     const letters: DeadLetter[] = [];
     const letter = (record: StreamRecord, reason: DeadLetter['reason'], message: string) =>
       letters.push({ record, shardId: this.shardId, reason, message });
-    for (const { record, corrupt } of units) {
-      if (corrupt !== undefined) {
-        letter(record, 'parse_error', corrupt);
-        continue;
-      }
-      let decoded: Decoded;
-      try {
-        decoded = decodeRecord(record);
-      } catch (error) {
-        decoded = {
-          ok: false,
-          reason: 'processing_error',
-          message: `decoding failed: ${describeError(error)}`,
-        };
-      }
-      if (decoded.ok) valid.push({ record, measurement: decoded.measurement });
-      else letter(record, decoded.reason, decoded.message);
+    for (const unit of units) {
+      const decoded = decodeUserRecord(unit);
+      if (decoded.ok) valid.push({ record: unit.record, measurement: decoded.measurement });
+      else letter(unit.record, decoded.reason, decoded.message);
     }
     const refused = new Set<StreamRecord>();
     for (const failed of await this.store(valid)) {

@@ -1,7 +1,8 @@
 import { HashRange, inRange, partitionHash } from '../aggregation/hash-range';
 import { deaggregate } from './kpl-aggregate';
 import { Checkpoint } from './lease.repository';
-import { StreamRecord } from './record-decoder';
+import { Decoded, decodeRecord, StreamRecord } from './record-decoder';
+import { describeError } from './shard-retrier';
 
 /**
  * One record to process: a plain record, a user record of a KPL aggregate, or a whole aggregate
@@ -42,6 +43,21 @@ export function userRecords(
     }
   }
   return { units, deaggregated };
+}
+
+/** The measurement of a user record, or why it is not one (a corrupt aggregate included). */
+export function decodeUserRecord(unit: UserRecord): Decoded {
+  if (unit.corrupt !== undefined)
+    return { ok: false, reason: 'parse_error', message: unit.corrupt };
+  try {
+    return decodeRecord(unit.record);
+  } catch (error) {
+    return {
+      ok: false,
+      reason: 'processing_error',
+      message: `decoding failed: ${describeError(error)}`,
+    };
+  }
 }
 
 function isProcessed(user: StreamRecord, processed: Checkpoint | undefined): boolean {
