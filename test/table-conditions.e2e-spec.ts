@@ -162,6 +162,8 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
           if (seeded) await seed(seeded);
           const before = await stored(aggregate(city, 1, false, 0));
           const leaseBefore = await leaseItem(lease.leaseKey);
+          // Every other checkpoint falls inside a KPL aggregate (a sub-sequence number).
+          const sub = step % 2 === 0 ? undefined : step;
           const checkpoint = withCheckpoint ? `seq-${step}` : undefined;
           const state = [randomBytes(64)];
           const next = aggregate(city, incoming.record_count, incoming.final, 2);
@@ -169,7 +171,9 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
           const refused: Refusal[] = await commits.commit(
             lease,
             { aggregates: [next], state: withCheckpoint ? state : [] },
-            checkpoint,
+            checkpoint === undefined
+              ? undefined
+              : { sequenceNumber: checkpoint, subSequenceNumber: sub },
           );
 
           const after = await stored(next);
@@ -196,7 +200,9 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
             // The checkpoint (and its state) moves with an admitted result, never past a refused one.
             if (admitted) {
               expect(leaseAfter).toMatchObject({ checkpoint, stateChunks: 1 });
+              expect(leaseAfter.checkpointSubSequenceNumber).toBe(sub);
               expect(lease.checkpoint).toBe(checkpoint);
+              expect(lease.checkpointSubSequenceNumber).toBe(sub);
               expect(await leases.loadState(lease)).toEqual(Buffer.concat(state));
             } else {
               expect(leaseAfter).toEqual(leaseBefore);
@@ -219,7 +225,7 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
       await commits.commit(
         lease,
         { aggregates: [aggregate('tc-lost-0', 3, false, 1)], state: [Buffer.from('s0')] },
-        'seq-1',
+        { sequenceNumber: 'seq-1' },
       ),
     ).toEqual([]);
     const cases: [string, () => Promise<Lease>][] = [
@@ -247,7 +253,11 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
       ];
       for (const [what, aggregates, checkpoint] of attempts) {
         await expect(
-          commits.commit({ ...stale }, { aggregates, state: [Buffer.from('s1')] }, checkpoint),
+          commits.commit(
+            { ...stale },
+            { aggregates, state: [Buffer.from('s1')] },
+            checkpoint === undefined ? undefined : { sequenceNumber: checkpoint },
+          ),
         ).rejects.toThrow(LeaseLostError);
         for (const a of aggregates)
           expect({ why, what, item: await stored(a) }).toEqual({
@@ -277,7 +287,13 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
     const plan1 = chunks(state1);
     expect(plan1.length).toBeGreaterThan(2);
     const first = batch('tc-big', WINDOW_START);
-    expect(await commits.commit(lease, { aggregates: first, state: plan1 }, 'seq-100')).toEqual([]);
+    expect(
+      await commits.commit(
+        lease,
+        { aggregates: first, state: plan1 },
+        { sequenceNumber: 'seq-100' },
+      ),
+    ).toEqual([]);
     const items = await itemsOf('tc-big-');
     expect(items).toHaveLength(250);
     const byCity = new Map(items.map((i) => [i.city_id, i]));
@@ -297,7 +313,7 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
       const refused = await commits.commit(
         { ...lease },
         { aggregates: next, state: chunks(randomBytes(1024 * 1024 + 10)) },
-        `seq-${200 + refusedAt}`,
+        { sequenceNumber: `seq-${200 + refusedAt}` },
       );
       expect(refused).toEqual([
         { aggregate: next[refusedAt], existing: { final: true, record_count: 9 } },

@@ -38,6 +38,11 @@ export class MetricsService {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  readonly kplUserRecords = new Counter({
+    name: 'aq_kpl_user_records_total',
+    help: 'User records taken out of KPL aggregated records (each then counted as a consumed record)',
+    registers: [this.registry],
+  });
   readonly dlqEntries = new Counter({
     name: 'aq_dlq_entries_total',
     help: 'Dead-letter entries written, by reason',

@@ -36,6 +36,8 @@ export interface DeadLetterEntry {
   stream: string;
   shard_id: string;
   sequence_number: string;
+  /** A user record of a KPL aggregate: its index in the aggregate. */
+  sub_sequence_number?: number;
   partition_key: string;
   attempts: number;
   status: 'pending' | 'redriven';
@@ -56,9 +58,15 @@ function fitPayload(payload: string): { payload: string; truncated: boolean } {
 }
 
 /** Deterministic, so a record dead-lettered again after a crash overwrites its own entry. */
-export function deadLetterId(stream: string, shardId: string, sequenceNumber: string): string {
+export function deadLetterId(
+  stream: string,
+  shardId: string,
+  sequenceNumber: string,
+  subSequenceNumber?: number,
+): string {
+  const userRecord = subSequenceNumber === undefined ? '' : `/${subSequenceNumber}`;
   return createHash('sha256')
-    .update(`${stream}/${shardId}/${sequenceNumber}`)
+    .update(`${stream}/${shardId}/${sequenceNumber}${userRecord}`)
     .digest('hex')
     .slice(0, 24);
 }
@@ -243,6 +251,9 @@ export class DeadLetterRepository {
    * awaits this failure (then a new entry is written).
    */
   private async failedAgain(entryIds: string[], item: Record<string, unknown>): Promise<boolean> {
+    const sub = item.sub_sequence_number;
+    const sameRecord = (e: Record<string, unknown>) =>
+      e.sequence_number === item.sequence_number && e.sub_sequence_number === sub;
     for (const entryId of entryIds) {
       try {
         await this.db.send(
@@ -252,9 +263,15 @@ export class DeadLetterRepository {
             UpdateExpression:
               'SET attempts = attempts + :one, #status = :pending, reason = :reason, error_message = :message, ' +
               'failed_at = :at, shard_id = :shard, sequence_number = :seq, partition_key = :pk, payload = :payload, ' +
-              'payload_encoding = :encoding, payload_truncated = :truncated, payload_bytes = :bytes REMOVE redriven_at',
+              'payload_encoding = :encoding, payload_truncated = :truncated, payload_bytes = :bytes' +
+              (sub === undefined
+                ? ' REMOVE redriven_at, sub_sequence_number'
+                : ', sub_sequence_number = :sub REMOVE redriven_at'),
             ConditionExpression:
-              'attribute_exists(id) AND sequence_number <> :seq AND attempts <= redrives',
+              'attribute_exists(id) AND attempts <= redrives AND ' +
+              (sub === undefined
+                ? 'sequence_number <> :seq'
+                : 'NOT (sequence_number = :seq AND sub_sequence_number = :sub)'),
             ExpressionAttributeNames: { '#status': 'status' },
             ExpressionAttributeValues: {
               ':one': 1,
@@ -269,6 +286,7 @@ export class DeadLetterRepository {
               ':encoding': item.payload_encoding,
               ':truncated': item.payload_truncated,
               ':bytes': item.payload_bytes,
+              ...(sub === undefined ? {} : { ':sub': sub }),
             },
           }),
         );
@@ -283,7 +301,7 @@ export class DeadLetterRepository {
       this.table,
       entryIds.map((id) => ({ id })),
     );
-    return entries.some((e) => e.sequence_number === item.sequence_number);
+    return entries.some(sameRecord);
   }
 
   private toItem(letter: DeadLetter, failedAt: string): Record<string, unknown> {
@@ -291,7 +309,12 @@ export class DeadLetterRepository {
     const encoded = encodePayload(record.data);
     const { payload, truncated } = fitPayload(encoded.payload);
     return {
-      id: deadLetterId(this.stream, letter.shardId, record.sequenceNumber),
+      id: deadLetterId(
+        this.stream,
+        letter.shardId,
+        record.sequenceNumber,
+        record.subSequenceNumber,
+      ),
       kind: DLQ_KIND,
       reason: letter.reason,
       error_message: letter.message.slice(0, 2000),
@@ -299,6 +322,9 @@ export class DeadLetterRepository {
       stream: this.stream,
       shard_id: letter.shardId,
       sequence_number: record.sequenceNumber,
+      ...(record.subSequenceNumber === undefined
+        ? {}
+        : { sub_sequence_number: record.subSequenceNumber }),
       partition_key: record.partitionKey,
       attempts: 1,
       status: 'pending',

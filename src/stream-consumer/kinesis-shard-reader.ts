@@ -5,6 +5,7 @@ import {
   ListShardsCommand,
   Shard,
 } from '@aws-sdk/client-kinesis';
+import { Checkpoint } from './lease.repository';
 import { StreamRecord } from './record-decoder';
 import { ShardReader } from './shard-poller';
 
@@ -32,13 +33,20 @@ export class KinesisShardReader implements ShardReader {
     return shards;
   }
 
-  async iterator(shardId: string, checkpoint: string | undefined): Promise<string> {
+  async iterator(shardId: string, position: Checkpoint | undefined): Promise<string> {
     const output = await this.kinesis.send(
       new GetShardIteratorCommand({
         StreamName: this.streamName,
         ShardId: shardId,
-        ...(checkpoint
-          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: checkpoint }
+        ...(position
+          ? {
+              // Inside a KPL aggregate: read it again, its processed user records are skipped.
+              ShardIteratorType:
+                position.subSequenceNumber === undefined
+                  ? 'AFTER_SEQUENCE_NUMBER'
+                  : 'AT_SEQUENCE_NUMBER',
+              StartingSequenceNumber: position.sequenceNumber,
+            }
           : { ShardIteratorType: 'TRIM_HORIZON' }),
       }),
     );

@@ -2,6 +2,7 @@ import { CommitPlan } from '../aggregation/shard-aggregation';
 import { Refusal } from '../aggregation/window-aggregator';
 import { CoordinatorOptions, LeaseCoordinator, ShardInfo, Worker } from './lease-coordinator';
 import {
+  Checkpoint,
   INSTANCE_PREFIX,
   InstanceHeartbeat,
   Lease,
@@ -247,13 +248,18 @@ class FakeCommitStore implements CommitStore {
 
   constructor(private readonly table: FakeLeaseStore) {}
 
-  async commit(lease: Lease, plan: CommitPlan, checkpoint: string | undefined): Promise<Refusal[]> {
+  async commit(
+    lease: Lease,
+    plan: CommitPlan,
+    position: Checkpoint | undefined,
+  ): Promise<Refusal[]> {
     const sent = { owner: lease.leaseOwner, epoch: lease.leaseEpoch };
     const gate = this.gate;
     this.gate = undefined;
     await land(gate);
     const stored = this.table.owned(lease.leaseKey, sent);
-    if (checkpoint === undefined) return [];
+    if (position === undefined) return [];
+    const checkpoint = position.sequenceNumber;
     stored.checkpoint = checkpoint;
     stored.ownerSwitchesSinceCheckpoint = 0;
     stored.stateChunks = plan.state.length;
@@ -295,7 +301,7 @@ class FakeWorker implements Worker {
 
   /** The worker's fenced checkpoint write, through the commit path. */
   checkpoint(sequenceNumber: string): Promise<Refusal[]> {
-    return this.commits.commit(this.lease, { aggregates: [], state: [] }, sequenceNumber);
+    return this.commits.commit(this.lease, { aggregates: [], state: [] }, { sequenceNumber });
   }
 
   stop(): void {

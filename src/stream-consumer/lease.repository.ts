@@ -19,6 +19,28 @@ import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 export const SHARD_END = 'SHARD_END';
+
+/** A position in a shard: a whole record, or a KPL aggregate up to its user record `subSequenceNumber`. */
+export interface Checkpoint {
+  sequenceNumber: string;
+  subSequenceNumber?: number;
+}
+
+/** The lease's checkpoint as a position; undefined before the first. */
+export const positionOf = (
+  lease: Pick<Lease, 'checkpoint' | 'checkpointSubSequenceNumber'>,
+): Checkpoint | undefined =>
+  lease.checkpoint === undefined
+    ? undefined
+    : {
+        sequenceNumber: lease.checkpoint,
+        ...(lease.checkpointSubSequenceNumber === undefined
+          ? {}
+          : { subSequenceNumber: lease.checkpointSubSequenceNumber }),
+      };
+
+export const samePosition = (a: Checkpoint | undefined, b: Checkpoint | undefined) =>
+  a?.sequenceNumber === b?.sequenceNumber && a?.subSequenceNumber === b?.subSequenceNumber;
 /** Items of the lease table that are not shard leases start with this (heartbeats, state). */
 export const INSTANCE_PREFIX = 'instance#';
 
@@ -35,6 +57,11 @@ export interface Lease {
   leaseEpoch: number;
   /** The last sequence number stored or dead-lettered, or SHARD_END; absent before the first. */
   checkpoint?: string;
+  /**
+   * Set when the checkpoint falls inside a KPL aggregate: its user records up to this index were
+   * stored or dead-lettered, the others not yet (KCL's name and meaning).
+   */
+  checkpointSubSequenceNumber?: number;
   parentShardIds: string[];
   ownerSwitchesSinceCheckpoint: number;
   /** How many window-state items (`state#<shard>#<i>`) go with the checkpoint. */
@@ -187,22 +214,27 @@ export class LeaseRepository implements LeaseStore {
    * The transaction items that move the checkpoint and replace the window state (cut into
    * `state` chunks), conditional on the lease being ours. Call `checkpointed` once they landed.
    */
-  checkpointItems(lease: Lease, sequenceNumber: string, state: Buffer[]): TransactItem[] {
+  checkpointItems(lease: Lease, checkpoint: Checkpoint, state: Buffer[]): TransactItem[] {
     if (state.length > 98)
       throw new Error(`window state of ${lease.leaseKey} is too large for one transaction`);
     const previous = lease.stateChunks ?? 0;
+    const sub = checkpoint.subSequenceNumber;
     return [
       {
         Update: {
           TableName: this.table,
           Key: { leaseKey: lease.leaseKey },
           UpdateExpression:
-            'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero, stateChunks = :chunks',
+            'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero, stateChunks = :chunks' +
+            (sub === undefined
+              ? ' REMOVE checkpointSubSequenceNumber'
+              : ', checkpointSubSequenceNumber = :sub'),
           ConditionExpression: OWNED,
           ExpressionAttributeValues: {
-            ':checkpoint': sequenceNumber,
+            ':checkpoint': checkpoint.sequenceNumber,
             ':zero': 0,
             ':chunks': state.length,
+            ...(sub === undefined ? {} : { ':sub': sub }),
             ...ownedValues(lease),
           },
         },
@@ -219,8 +251,9 @@ export class LeaseRepository implements LeaseStore {
     ];
   }
 
-  checkpointed(lease: Lease, sequenceNumber: string, state: Buffer[]): void {
-    lease.checkpoint = sequenceNumber;
+  checkpointed(lease: Lease, checkpoint: Checkpoint, state: Buffer[]): void {
+    lease.checkpoint = checkpoint.sequenceNumber;
+    lease.checkpointSubSequenceNumber = checkpoint.subSequenceNumber;
     lease.ownerSwitchesSinceCheckpoint = 0;
     lease.stateChunks = state.length;
   }

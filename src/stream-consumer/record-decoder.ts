@@ -6,7 +6,11 @@ export type DeadLetterReason = 'parse_error' | 'validation_error' | 'processing_
 export interface StreamRecord {
   data: Uint8Array;
   sequenceNumber: string;
+  /** A user record of a KPL aggregate: its index in the aggregate. */
+  subSequenceNumber?: number;
   partitionKey: string;
+  /** A user record of a KPL aggregate may route by this instead of its partition key. */
+  explicitHashKey?: string;
   arrivedAt?: Date;
 }
 

@@ -10,7 +10,7 @@ import { AggregatesRepository } from '../aggregation/aggregates.repository';
 import { CommitPlan } from '../aggregation/shard-aggregation';
 import { Aggregate, Refusal } from '../aggregation/window-aggregator';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { Lease, LeaseLostError, LeaseRepository } from './lease.repository';
+import { Checkpoint, Lease, LeaseLostError, LeaseRepository } from './lease.repository';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -31,7 +31,7 @@ export interface CommitStore {
    * with the windows the table refused; when there are some, the checkpoint was not written.
    * Throws LeaseLostError when the lease moved, and the DynamoDB error when a call failed.
    */
-  commit(lease: Lease, plan: CommitPlan, checkpoint: string | undefined): Promise<Refusal[]>;
+  commit(lease: Lease, plan: CommitPlan, checkpoint: Checkpoint | undefined): Promise<Refusal[]>;
 }
 
 /**
@@ -47,7 +47,11 @@ export class ShardCommitRepository implements CommitStore {
     private readonly aggregates: AggregatesRepository,
   ) {}
 
-  async commit(lease: Lease, plan: CommitPlan, checkpoint: string | undefined): Promise<Refusal[]> {
+  async commit(
+    lease: Lease,
+    plan: CommitPlan,
+    checkpoint: Checkpoint | undefined,
+  ): Promise<Refusal[]> {
     const updatedAt = new Date().toISOString();
     const results = plan.aggregates.map((aggregate) => ({
       aggregate,

@@ -82,7 +82,8 @@ class Writer {
     if (this.lost) return;
     try {
       this.now += 1;
-      const position = this.position === 0 ? undefined : String(this.position - 1);
+      const position =
+        this.position === 0 ? undefined : { sequenceNumber: String(this.position - 1) };
       await this.committer.commit(position, { caughtUp, force }, once);
     } catch (error) {
       if (!(error instanceof LeaseLostError)) throw error;
@@ -137,7 +138,9 @@ describe('ShardCommitter', () => {
       writer.aggregation,
       {
         commit: async (lease, plan, checkpoint) => {
-          events.push(`commit ${checkpoint} ${plan.aggregates.length} ${plan.state.length > 0}`);
+          events.push(
+            `commit ${checkpoint?.sequenceNumber} ${plan.aggregates.length} ${plan.state.length > 0}`,
+          );
           return tables.commit(lease, plan, checkpoint);
         },
       },
@@ -145,11 +148,15 @@ describe('ShardCommitter', () => {
       () => T0,
     );
     writer.aggregation.add([measurement(1, 0, 1000, 10)], T0);
-    expect(await committer.commit('1', { caughtUp: false, force: false }, once)).toBe(true);
+    expect(
+      await committer.commit({ sequenceNumber: '1' }, { caughtUp: false, force: false }, once),
+    ).toBe(true);
     expect(events).toEqual(['flush', 'commit 1 2 true']);
     expect(tables.checkpointOf(SHARD)).toBe('1');
     // Nothing changed and the position did not move: nothing to write.
-    expect(await committer.commit('1', { caughtUp: false, force: true }, once)).toBe(false);
+    expect(
+      await committer.commit({ sequenceNumber: '1' }, { caughtUp: false, force: true }, once),
+    ).toBe(false);
   });
 
   it('a window the table already holds as final is forgotten, its extra records are late, and the checkpoint still lands', async () => {

@@ -1,5 +1,5 @@
 import { ShardAggregation } from '../aggregation/shard-aggregation';
-import { Lease } from './lease.repository';
+import { Checkpoint, Lease, positionOf, samePosition } from './lease.repository';
 import { CommitStore } from './shard-commit.repository';
 
 /** Runs a DynamoDB step under the shard's retry policy (see ShardRetrier.run). */
@@ -35,16 +35,16 @@ export class ShardCommitter {
    * Throws LeaseLostError when the lease moved: then nothing of this commit was written.
    */
   async commit(
-    position: string | undefined,
+    position: Checkpoint | undefined,
     options: { caughtUp: boolean; force: boolean },
     retry: Retry,
   ): Promise<boolean> {
     const now = this.clock();
     const flush = options.force || now - this.lastCommitAt >= this.aggregation.flushMs;
     let aggregates = this.aggregation.due(now, options.caughtUp, flush);
-    const moved = position !== undefined && position !== this.lease.checkpoint;
+    const moved = position !== undefined && !samePosition(position, positionOf(this.lease));
     if (aggregates.length === 0 && !(flush && moved)) return false;
-    const checkpoint = position ?? this.lease.checkpoint;
+    const checkpoint = position ?? positionOf(this.lease);
     await retry('latest write', () => this.latest.flush());
     for (;;) {
       const plan = this.aggregation.seal(aggregates, now);

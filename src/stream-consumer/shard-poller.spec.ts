@@ -5,17 +5,19 @@ import { parseWindowSizes } from '../aggregation/windows';
 import { Measurement } from '../domain/measurement';
 import { MetricsService } from '../metrics/metrics.service';
 import { DeadLetter } from './dead-letter.repository';
-import { Lease, SHARD_END } from './lease.repository';
+import { Checkpoint, Lease, SHARD_END } from './lease.repository';
 import { StreamRecord } from './record-decoder';
 import { ShardCommitter } from './shard-committer';
 import { BatchSink, PollerTiming, ShardPoller, ShardReader } from './shard-poller';
 import { ShardRetrier } from './shard-retrier';
 import { FakeTables } from './testing/fake-tables';
+import { kplAggregate, withBadMd5 } from '../../test/support/kpl';
 
 const SHARD = 'shardId-000000000001';
 const TIMING: PollerTiming = {
   minPollIntervalMs: 0,
   idleDelayMs: 1,
+  recordsPerStep: 1000,
   stopCommitAttempts: 3,
   stopCommitBudgetMs: 1000,
 };
@@ -29,6 +31,12 @@ const SETTINGS = {
 };
 
 type Page = Awaited<ReturnType<ShardReader['read']>>;
+
+/** A position as the fake tables write it: `sequence/subSequence` inside a KPL aggregate. */
+const positionText = (p: Checkpoint | undefined) =>
+  p?.subSequenceNumber === undefined
+    ? p?.sequenceNumber
+    : `${p.sequenceNumber}/${p.subSequenceNumber}`;
 
 /** A valid measurement record (event time in the past); its partition key is its city. */
 const valid = (seq: string, city = `city-${seq}`): StreamRecord => ({
@@ -46,6 +54,13 @@ const valid = (seq: string, city = `city-${seq}`): StreamRecord => ({
   ),
   sequenceNumber: seq,
   partitionKey: city,
+});
+
+/** A KPL aggregated record of `users` (their partition keys and data) at `seq`. */
+const aggregated = (seq: string, users: StreamRecord[]): StreamRecord => ({
+  data: kplAggregate(users.map((u) => ({ partitionKey: u.partitionKey, data: u.data }))),
+  sequenceNumber: seq,
+  partitionKey: users[0].partitionKey,
 });
 
 /** Not JSON: dead-lettered as parse_error. */
@@ -71,6 +86,7 @@ type Events = string[];
 class FakeSink implements BatchSink {
   stored: Measurement[][] = [];
   deadLettered: DeadLetter[][] = [];
+  deaggregatedCount = 0;
   storeAttempts = 0;
   failure?: (batch: Measurement[], attempt: number) => Error | undefined;
   deadLetterFailures = 0;
@@ -98,18 +114,22 @@ class FakeSink implements BatchSink {
     this.events.push(`deadLetter:${letters.length}`);
     this.deadLettered.push(letters);
   }
+
+  deaggregated(count: number): void {
+    this.deaggregatedCount += count;
+  }
 }
 
 /** Iterators are handed out as it-1, it-2, …; `pages` answers each read by iterator. */
 class FakeReader implements ShardReader {
-  iteratorCalls: [string, string | undefined][] = [];
+  iteratorCalls: [string, Checkpoint | undefined][] = [];
   reads: string[] = [];
   private issued = 0;
 
   constructor(private readonly pages: (iterator: string, readNumber: number) => Page) {}
 
-  async iterator(shardId: string, checkpoint: string | undefined): Promise<string> {
-    this.iteratorCalls.push([shardId, checkpoint]);
+  async iterator(shardId: string, position: Checkpoint | undefined): Promise<string> {
+    this.iteratorCalls.push([shardId, position]);
     this.issued += 1;
     return `it-${this.issued}`;
   }
@@ -139,6 +159,7 @@ function setup(
     checkpoint?: string;
     tables?: FakeTables;
     owner?: string;
+    timing?: Partial<PollerTiming>;
   } = {},
 ) {
   const events: Events = [];
@@ -163,7 +184,7 @@ function setup(
     commit: async (...args: Parameters<FakeTables['commit']>) => {
       try {
         const refused = await tables.commit(...args);
-        events.push(`commit:${args[2]}`);
+        events.push(`commit:${positionText(args[2])}`);
         return refused;
       } catch (error) {
         events.push(`commit-failed:${(error as Error).name}`);
@@ -175,7 +196,10 @@ function setup(
   const committer = new ShardCommitter(lease, aggregation, store, latest);
   const retrier = (signal: AbortSignal) =>
     new ShardRetrier(SHARD, { baseMs: 1, capMs: 2 }, signal, { warn: log.warn });
-  const poller = new ShardPoller(lease, reader, sink, aggregation, committer, retrier, log, TIMING);
+  const poller = new ShardPoller(lease, reader, sink, aggregation, committer, retrier, log, {
+    ...TIMING,
+    ...options.timing,
+  });
   return { events, tables, lease, sink, reader, log, poller, latest };
 }
 
@@ -431,7 +455,7 @@ describe('ShardPoller', () => {
       expect(fresh.reader.iteratorCalls).toEqual([[SHARD, undefined]]);
       const resumed = setup({ checkpoint: '4959' });
       await resumed.poller.run();
-      expect(resumed.reader.iteratorCalls).toEqual([[SHARD, '4959']]);
+      expect(resumed.reader.iteratorCalls).toEqual([[SHARD, { sequenceNumber: '4959' }]]);
     });
 
     it('stores the last records of a closed shard, then commits SHARD_END with the state, and ends', async () => {
@@ -464,7 +488,7 @@ describe('ShardPoller', () => {
       await poller.run();
       expect(reader.iteratorCalls).toEqual([
         [SHARD, undefined],
-        [SHARD, '11'],
+        [SHARD, { sequenceNumber: '11' }],
       ]);
       expect(reader.reads).toEqual(['it-1', 'stale', 'it-2']);
       expect(tables.checkpointOf(SHARD)).toBe(SHARD_END);
@@ -515,6 +539,100 @@ describe('ShardPoller', () => {
       await poller.run();
       expect(loads).toBe(1);
       expect(poller.status().state).toBe('failed');
+    });
+  });
+  describe('KPL aggregated records', () => {
+    it('processes each user record as a record of its own, next to plain records; a corrupt aggregate goes to the DLQ whole', async () => {
+      const poisonUser = { ...garbage('x'), partitionKey: 'user-key' };
+      const otherKey = { ...valid('o', 'c'), partitionKey: 'station-9' };
+      const corrupt = aggregated('4', [valid('p'), valid('q')]);
+      corrupt.data = withBadMd5(Buffer.from(corrupt.data));
+      const { poller, sink, tables } = setup({
+        pages: pagesOf([
+          [
+            valid('1', 'c'),
+            aggregated('2', [valid('a', 'c'), poisonUser, valid('b', 'c'), otherKey]),
+            valid('3', 'c'),
+            corrupt,
+          ],
+        ]),
+      });
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '4', 'the checkpoint at 4');
+      poller.stop();
+      await run;
+
+      expect(sink.stored.flat().map((m) => m.station_id)).toEqual([
+        'st-1',
+        'st-a',
+        'st-b',
+        'st-o',
+        'st-3',
+      ]);
+      expect(sink.deaggregatedCount).toBe(4);
+      const [user, whole] = sink.deadLettered.flat();
+      expect(user).toMatchObject({
+        reason: 'parse_error',
+        message: 'record data is not valid JSON',
+      });
+      expect(user.record).toMatchObject({
+        sequenceNumber: '2',
+        subSequenceNumber: 1,
+        partitionKey: 'user-key',
+        data: Buffer.from('this is not json'),
+      });
+      expect(whole).toEqual({
+        record: corrupt,
+        shardId: SHARD,
+        reason: 'parse_error',
+        message: 'KPL aggregated record: MD5 trailer does not match',
+      });
+      // The user record keyed by a station is stored but not in its city's windows.
+      expect([...tables.aggregates.values()].map((a) => a.record_count)).toEqual([4]);
+      expect(tables.positionOf(SHARD)).toBe('4');
+    });
+
+    it('checkpoints between the user records of an aggregate; the next owner resumes at it and skips what was processed', async () => {
+      const users = ['u0', 'u1', 'u2', 'u3', 'u4'].map((s) => valid(s, 'c'));
+      const pages = pagesOf([[aggregated('7', users), valid('8', 'c')]]);
+      const tables = new FakeTables();
+      const a = setup({ tables, pages, timing: { recordsPerStep: 2 } });
+      // Stopped while its second step (u2, u3) is being stored.
+      a.sink.failure = (batch) => {
+        if (batch.some((m) => m.station_id === 'st-u2')) a.poller.stop();
+        return undefined;
+      };
+      await a.poller.run();
+      expect(commits(a.events)).toEqual(['commit:7/1', 'commit:7/3']);
+      expect(tables.positionOf(SHARD)).toBe('7/3');
+      expect(a.poller.status().state).toBe('stopped');
+
+      const b = setup({ tables, pages, owner: 'worker-b', timing: { recordsPerStep: 2 } });
+      const run = b.poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '8', 'the checkpoint at 8');
+      b.poller.stop();
+      await run;
+      expect(b.reader.iteratorCalls).toEqual([
+        [SHARD, { sequenceNumber: '7', subSequenceNumber: 3 }],
+      ]);
+      const stations = (x: { sink: FakeSink }) => x.sink.stored.flat().map((m) => m.station_id);
+      expect(stations(a)).toEqual(['st-u0', 'st-u1', 'st-u2', 'st-u3']);
+      expect(stations(b)).toEqual(['st-u4', 'st-8']);
+      expect(tables.positionOf(SHARD)).toBe('8');
+      expect([...tables.aggregates.values()].map((w) => w.record_count)).toEqual([6]);
+    });
+
+    it('commits the last user record of an aggregate as the whole record (no sub-sequence number)', async () => {
+      const users = ['u0', 'u1', 'u2', 'u3'].map((s) => valid(s, 'c'));
+      const { poller, events, tables } = setup({
+        pages: pagesOf([[aggregated('5', users), valid('6', 'c')]]),
+        timing: { recordsPerStep: 2 },
+      });
+      const run = poller.run();
+      await until(() => tables.checkpointOf(SHARD) === '6', 'the checkpoint at 6');
+      poller.stop();
+      await run;
+      expect(commits(events)).toEqual(['commit:5/1', 'commit:5', 'commit:6']);
     });
   });
 });

@@ -2,15 +2,26 @@ import { ShardAggregation, UnrestorableStateError } from '../aggregation/shard-a
 import { sleep } from '../common/backoff';
 import { Measurement } from '../domain/measurement';
 import { DeadLetter } from './dead-letter.repository';
-import { Lease, LeaseLostError, SHARD_END } from './lease.repository';
-import { Decoded, decodeRecord, StreamRecord } from './record-decoder';
+import {
+  Checkpoint,
+  hashRangeOf,
+  Lease,
+  LeaseLostError,
+  positionOf,
+  SHARD_END,
+} from './lease.repository';
+import { StreamRecord } from './record-decoder';
 import { ShardCommitter } from './shard-committer';
 import { describeError, ShardRetrier, Stall, StoppedError } from './shard-retrier';
+import { decodeUserRecord, routedByCity, UserRecord, userRecords } from './user-records';
 
 /** The Kinesis calls a poller makes. */
 export interface ShardReader {
-  /** An iterator after `checkpoint`, or at TRIM_HORIZON without one. */
-  iterator(shardId: string, checkpoint: string | undefined): Promise<string>;
+  /**
+   * An iterator after `position`, at it when it falls inside a KPL aggregate, or at TRIM_HORIZON
+   * without one.
+   */
+  iterator(shardId: string, position: Checkpoint | undefined): Promise<string>;
   read(
     iterator: string,
   ): Promise<{ records: StreamRecord[]; next?: string; millisBehindLatest?: number }>;
@@ -20,6 +31,8 @@ export interface ShardReader {
 export interface BatchSink {
   store(measurements: Measurement[]): Promise<void>;
   deadLetter(letters: DeadLetter[]): Promise<void>;
+  /** Counts the user records taken out of KPL aggregates. */
+  deaggregated(count: number): void;
 }
 
 export interface PollerTiming {
@@ -27,6 +40,8 @@ export interface PollerTiming {
   minPollIntervalMs: number;
   /** Time from the start of an empty read to the next one (at most 250 ms). */
   idleDelayMs: number;
+  /** User records processed between two chances to commit (KPL aggregates hold thousands). */
+  recordsPerStep: number;
   /** Tries of the last commit when the poller is stopped (the shutdown has a deadline)… */
   stopCommitAttempts: number;
   /** …and how long they may take in all, so a hung table cannot hold the shutdown. */
@@ -36,6 +51,7 @@ export interface PollerTiming {
 export const DEFAULT_TIMING: PollerTiming = {
   minPollIntervalMs: 200,
   idleDelayMs: 200,
+  recordsPerStep: 1000,
   stopCommitAttempts: 3,
   stopCommitBudgetMs: 10_000,
 };
@@ -82,7 +98,7 @@ export class ShardPoller {
   private readonly abort = new AbortController();
   private readonly retrier: ShardRetrier;
   /** Stored or dead-lettered, in the window state, not yet checkpointed. */
-  private processed?: string;
+  private processed?: Checkpoint;
 
   constructor(
     private readonly lease: Lease,
@@ -114,7 +130,7 @@ export class ShardPoller {
     };
   }
 
-  /** Asks the loop to stop after the batch in flight; `run()` then resolves. */
+  /** Asks the loop to stop after the step in flight; `run()` then resolves. */
   stop(): void {
     this.abort.abort();
   }
@@ -128,7 +144,7 @@ export class ShardPoller {
     try {
       await this.retry('window-state restore', () => this.aggregation.restore());
       let iterator: string | undefined = await this.retry('GetShardIterator', () =>
-        this.reader.iterator(this.shardId, this.lease.checkpoint),
+        this.reader.iterator(this.shardId, positionOf(this.lease)),
       );
       this.state = 'polling';
       while (iterator !== undefined && !this.stopped) {
@@ -145,10 +161,14 @@ export class ShardPoller {
         });
         this.lastReadAt = new Date();
         this.millisBehindLatest = page.millisBehindLatest;
-        if (page.records.length > 0) await this.process(page.records);
+        if (page.records.length > 0 && !(await this.process(page.records))) break;
         iterator = page.next;
         if (iterator === undefined) {
-          await this.committer.commit(SHARD_END, { caughtUp: false, force: true }, this.retry);
+          await this.committer.commit(
+            { sequenceNumber: SHARD_END },
+            { caughtUp: false, force: true },
+            this.retry,
+          );
           this.state = 'ended';
           return;
         }
@@ -176,8 +196,8 @@ export class ShardPoller {
     }
   }
 
-  private get position(): string | undefined {
-    return this.processed ?? this.lease.checkpoint;
+  private get position(): Checkpoint | undefined {
+    return this.processed ?? positionOf(this.lease);
   }
 
   private get stopped(): boolean {
@@ -219,25 +239,33 @@ export class ShardPoller {
     }
   }
 
+  /**
+   * Processes a page's user records step by step, with a chance to commit between steps (so a
+   * checkpoint can fall inside a KPL aggregate) and to stop. False when stopped before the end.
+   */
+  private async process(records: StreamRecord[]): Promise<boolean> {
+    const { units, deaggregated } = userRecords(records, this.position);
+    this.sink.deaggregated(deaggregated);
+    for (let i = 0; i < units.length; i += this.timing.recordsPerStep) {
+      if (i > 0) {
+        await this.committer.commit(this.processed, { caughtUp: false, force: false }, this.retry);
+        if (this.stopped) return false;
+      }
+      await this.processStep(units.slice(i, i + this.timing.recordsPerStep));
+    }
+    return true;
+  }
+
   /** Stores the valid records and dead-letters the others, then adds them to the windows. */
-  private async process(records: StreamRecord[]): Promise<void> {
+  private async processStep(units: UserRecord[]): Promise<void> {
     const valid: Item[] = [];
     const letters: DeadLetter[] = [];
     const letter = (record: StreamRecord, reason: DeadLetter['reason'], message: string) =>
       letters.push({ record, shardId: this.shardId, reason, message });
-    for (const record of records) {
-      let decoded: Decoded;
-      try {
-        decoded = decodeRecord(record);
-      } catch (error) {
-        decoded = {
-          ok: false,
-          reason: 'processing_error',
-          message: `decoding failed: ${describeError(error)}`,
-        };
-      }
-      if (decoded.ok) valid.push({ record, measurement: decoded.measurement });
-      else letter(record, decoded.reason, decoded.message);
+    for (const unit of units) {
+      const decoded = decodeUserRecord(unit);
+      if (decoded.ok) valid.push({ record: unit.record, measurement: decoded.measurement });
+      else letter(unit.record, decoded.reason, decoded.message);
     }
     const refused = new Set<StreamRecord>();
     for (const failed of await this.store(valid)) {
@@ -248,17 +276,18 @@ export class ShardPoller {
       await this.retry('dead-letter write', () => this.sink.deadLetter(letters));
     // Windows are per shard: a city is aggregated only on the shard its city_id maps to.
     const stored = valid.filter((v) => !refused.has(v.record));
-    const keyed = stored.filter((v) => v.record.partitionKey === v.measurement.city_id);
+    const range = hashRangeOf(this.lease);
+    const keyed = stored.filter((v) => routedByCity(v.record, v.measurement.city_id, range));
     if (keyed.length < stored.length) {
       this.log.warn(
-        `${this.shardId}: ${stored.length - keyed.length} record(s) with a partition key other than their city_id stored but not aggregated`,
+        `${this.shardId}: ${stored.length - keyed.length} record(s) not routed by their city_id (partition key, explicit hash key or shard) stored but not aggregated`,
       );
     }
     this.aggregation.add(
       keyed.map((v) => v.measurement),
       Date.now(),
     );
-    this.processed = records[records.length - 1].sequenceNumber;
+    this.processed = units[units.length - 1].reached;
   }
 
   /**

@@ -50,6 +50,7 @@ export function createBatchSink(
       for (const l of letters) metrics.dlqEntries.inc({ reason: l.reason });
       metrics.recordsConsumed.inc({ outcome: 'dead_lettered' }, letters.length);
     },
+    deaggregated: (count: number) => metrics.kplUserRecords.inc(count),
   };
 }
 

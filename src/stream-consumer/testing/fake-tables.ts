@@ -1,6 +1,6 @@
 import { CommitPlan } from '../../aggregation/shard-aggregation';
 import { Aggregate, Refusal } from '../../aggregation/window-aggregator';
-import { Lease, LeaseLostError } from '../lease.repository';
+import { Checkpoint, Lease, LeaseLostError } from '../lease.repository';
 import { CommitStore } from '../shard-commit.repository';
 
 /**
@@ -23,6 +23,7 @@ interface StoredLease {
   owner: string | null;
   epoch: number;
   checkpoint?: string;
+  checkpointSubSequenceNumber?: number;
   state?: Buffer[];
 }
 
@@ -55,6 +56,7 @@ export class FakeTables implements CommitStore {
       leaseCounter: stored.epoch,
       leaseEpoch: stored.epoch,
       checkpoint: stored.checkpoint,
+      checkpointSubSequenceNumber: stored.checkpointSubSequenceNumber,
       parentShardIds: [],
       ownerSwitchesSinceCheckpoint: 0,
       stateChunks: stored.state?.length ?? 0,
@@ -71,7 +73,18 @@ export class FakeTables implements CommitStore {
     return this.leases.get(shardId)?.checkpoint;
   }
 
-  async commit(lease: Lease, plan: CommitPlan, checkpoint: string | undefined): Promise<Refusal[]> {
+  /** The checkpoint as `sequence/subSequence` when it falls inside a KPL aggregate. */
+  positionOf(shardId: string): string | undefined {
+    const stored = this.leases.get(shardId);
+    const sub = stored?.checkpointSubSequenceNumber;
+    return sub === undefined ? stored?.checkpoint : `${stored!.checkpoint}/${sub}`;
+  }
+
+  async commit(
+    lease: Lease,
+    plan: CommitPlan,
+    checkpoint: Checkpoint | undefined,
+  ): Promise<Refusal[]> {
     this.commitCalls += 1;
     const sent = { owner: lease.leaseOwner, epoch: lease.leaseEpoch };
     const aggregates = plan.aggregates.map((a) => ({ ...a }));
@@ -99,11 +112,15 @@ export class FakeTables implements CommitStore {
       );
     }
     if (checkpoint !== undefined) {
-      stored.checkpoint = checkpoint;
+      stored.checkpoint = checkpoint.sequenceNumber;
+      stored.checkpointSubSequenceNumber = checkpoint.subSequenceNumber;
       stored.state = plan.state;
-      lease.checkpoint = checkpoint;
+      lease.checkpoint = checkpoint.sequenceNumber;
+      lease.checkpointSubSequenceNumber = checkpoint.subSequenceNumber;
       lease.stateChunks = plan.state.length;
-      this.log.push(`checkpoint ${lease.leaseKey} ${checkpoint} by epoch ${sent.epoch}`);
+      this.log.push(
+        `checkpoint ${lease.leaseKey} ${this.positionOf(lease.leaseKey)} by epoch ${sent.epoch}`,
+      );
     }
     return [];
   }
