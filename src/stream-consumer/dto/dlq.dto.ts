@@ -90,7 +90,7 @@ export class RedriveResultDto {
  * An entry as the API answers it: the fields of SPEC §2 in their order, then the payload's
  * details; never the table's own attributes.
  */
-export function toDlqEntryDto(e: DeadLetterEntry & { sub_sequence_number?: number }): DlqEntryDto {
+export function toDlqEntryDto(e: DeadLetterEntry): DlqEntryDto {
   return {
     id: e.id,
     reason: e.reason,
