@@ -367,7 +367,7 @@
         5,
       );
       items.sort((a, b) => a.window_start.localeCompare(b.window_start));
-      drawChart(items);
+      drawChart(items, Date.parse(from) / 1000);
       const open = items.filter((a) => !a.final).length;
       $('chart-summary').textContent = items.length
         ? `${items.length} windows of ${windowSize}, ${open} still open; last AQI ${items[items.length - 1].aqi} (${items[items.length - 1].aqi_category}).`
@@ -416,7 +416,7 @@
     ctx.restore();
   }
 
-  function drawChart(items) {
+  function drawChart(items, fromSeconds) {
     const container = $('chart');
     const width = Math.max(280, container.clientWidth);
     if (state.plot) state.plot.destroy();
@@ -424,7 +424,11 @@
       width,
       height: 300,
       cursor: { focus: { prox: 16 } },
-      scales: { x: { time: true }, pm: { auto: true }, aqi: { auto: true } },
+      scales: {
+        x: { time: true, range: () => [fromSeconds, Date.now() / 1000] },
+        pm: { auto: true },
+        aqi: { auto: true },
+      },
       axes: [
         {},
         { scale: 'pm', label: 'PM2.5 µg/m³' },
@@ -489,8 +493,7 @@
   }
 
   function shardRow(s, instance) {
-    const owner =
-      s.owner === null ? 'none' : s.owner === instance ? `${s.owner} (this instance)` : s.owner;
+    const owner = s.owner === null ? 'none' : s.owner === instance ? 'this instance' : s.owner;
     const lag =
       s.millis_behind_latest === null
         ? s.held_here
