@@ -308,6 +308,39 @@ describe('the dashboard in a real browser (real emulators, Debian chromium)', ()
     await eventually(async () => (feed.viewerCount === 0 ? true : undefined), 'no viewers');
   });
 
+  it('documents the page, the stream, the session and the assets in OpenAPI', async () => {
+    const { body: doc } = await t.http.get('/docs-json').expect(200);
+    const op = (path: string, method: string) => doc.paths[path][method];
+    expect(op('/', 'get')).toMatchObject({
+      operationId: 'getDashboard',
+      responses: {
+        200: { content: { 'text/html': {} } },
+        401: { content: { 'text/html': {}, 'application/json': {} } },
+      },
+    });
+    expect(Object.keys(op('/events', 'get').responses[401].content)).toEqual(['application/json']);
+    expect(op('/events', 'get')).toMatchObject({
+      operationId: 'streamEvents',
+      responses: {
+        200: { content: { 'text/event-stream': {} } },
+        401: { content: { 'application/json': {} } },
+      },
+    });
+    expect(op('/dashboard/session', 'post')).toMatchObject({
+      operationId: 'createDashboardSession',
+      responses: { 200: {}, 401: {}, 429: {} },
+    });
+    expect(op('/dashboard/assets/{name}', 'get')).toMatchObject({
+      operationId: 'getDashboardAsset',
+      responses: {
+        200: { content: { 'text/javascript': {}, 'text/css': {} } },
+        304: {},
+        400: { content: { 'application/json': {} } },
+        404: { content: { 'application/json': {} } },
+      },
+    });
+  });
+
   it('serves the assets with their content types and refuses unknown ones', async () => {
     for (const [name, type] of [
       ['dashboard.js', 'text/javascript'],

@@ -18,7 +18,6 @@ import {
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
-  ApiProduces,
   ApiResponse,
   ApiSecurity,
   ApiTags,
@@ -54,6 +53,8 @@ const PAGE_CSP = [
 ].join('; ');
 const NEED_KEY = 'the dashboard needs a session: POST /dashboard/session with X-API-Key first';
 const HTML = { 'text/html': { schema: { type: 'string' } } };
+/** Error bodies are JSON whatever the route's own content type (no @ApiProduces, which spreads). */
+const ERROR_JSON = { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } } };
 
 @ApiTags('dashboard')
 @ApiExtraModels(ErrorResponseDto)
@@ -81,14 +82,10 @@ export class DashboardController {
       'without it a browser gets 401 with the page, which asks for the key, and other clients get ' +
       '401 in the error shape.',
   })
-  @ApiProduces('text/html')
   @ApiOkResponse({ description: 'the page', content: HTML })
   @ApiUnauthorizedResponse({
     description: 'READ_API_KEYS_REQUIRED and no valid session cookie',
-    content: {
-      ...HTML,
-      'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } },
-    },
+    content: { ...HTML, ...ERROR_JSON },
   })
   page(@Req() req: Request, @Res() res: Response): void {
     const hasSession = this.sessionExpiry(req) !== undefined;
@@ -120,7 +117,6 @@ export class DashboardController {
       'snapshot. With READ_API_KEYS_REQUIRED it needs the session cookie of POST /dashboard/session, ' +
       'and the stream ends when the session expires.',
   })
-  @ApiProduces('text/event-stream')
   @ApiHeader({
     name: 'Last-Event-ID',
     required: false,
@@ -131,8 +127,8 @@ export class DashboardController {
     content: { 'text/event-stream': { schema: { type: 'string' } } },
   })
   @ApiUnauthorizedResponse({
-    type: ErrorResponseDto,
     description: 'READ_API_KEYS_REQUIRED and no valid session cookie',
+    content: ERROR_JSON,
   })
   events(@Req() req: Request): Observable<DashboardEvent> {
     const expiresAt = this.sessionExpiry(req);
@@ -175,7 +171,6 @@ export class DashboardController {
     operationId: 'getDashboardAsset',
     summary: "The dashboard's script and styles, and uPlot (its chart library)",
   })
-  @ApiProduces('text/javascript', 'text/css')
   @ApiOkResponse({
     description: 'the file, with an ETag',
     content: {
@@ -184,8 +179,8 @@ export class DashboardController {
     },
   })
   @ApiResponse({ status: HttpStatus.NOT_MODIFIED, description: 'If-None-Match matched the ETag' })
-  @ApiBadRequestResponse({ type: ErrorResponseDto })
-  @ApiNotFoundResponse({ type: ErrorResponseDto })
+  @ApiBadRequestResponse({ description: 'a malformed name', content: ERROR_JSON })
+  @ApiNotFoundResponse({ description: 'no such file', content: ERROR_JSON })
   asset(@Param() params: DashboardAssetParamsDto, @Res() res: Response): void {
     const asset = this.assets.get(params.name);
     if (!asset) throw new AppError(ErrorCode.NotFound, `no dashboard asset ${params.name}`);
