@@ -9,6 +9,7 @@ import { loggerParams } from './common/request-logging';
 import { AppConfig } from './config/app.config';
 import { APP_CONFIG } from './config/config.tokens';
 import { ConfigModule } from './config/config.module';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { HealthModule } from './health/health.module';
 import { AwsModule } from './infra/aws/aws.module';
 import { IngestionModule } from './ingestion/ingestion.module';
@@ -44,6 +45,7 @@ import { StreamConsumerModule } from './stream-consumer/stream-consumer.module';
     StreamConsumerModule,
     SpeedLayerModule,
     HealthModule,
+    DashboardModule,
   ],
 })
 export class AppModule {}

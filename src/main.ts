@@ -46,7 +46,10 @@ async function bootstrap(): Promise<void> {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   const { port } = server.address() as AddressInfo;
-  logger.log(`listening on http://localhost:${port} (Swagger UI at /docs)`, 'Bootstrap');
+  logger.log(
+    `listening on http://localhost:${port}: dashboard at http://localhost:${port}/, Swagger UI at /docs`,
+    'Bootstrap',
+  );
 
   // Stop taking connections first; app.close() then flushes the producer, lets every shard finish
   // and checkpoint its batch, releases the leases, and stops the embedded emulators last.

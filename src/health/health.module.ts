@@ -8,5 +8,6 @@ import { ResourcesHealthIndicator } from './resources.health';
   imports: [TerminusModule.forRoot({ logger: false }), StreamConsumerModule],
   controllers: [HealthController],
   providers: [ResourcesHealthIndicator],
+  exports: [ResourcesHealthIndicator],
 })
 export class HealthModule {}

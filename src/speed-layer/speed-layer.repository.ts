@@ -1,6 +1,7 @@
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
+import { Observable, Subject } from 'rxjs';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { Measurement } from '../domain/measurement';
@@ -34,6 +35,13 @@ export class SpeedLayerRepository {
   private readonly ttlSeconds: number;
   private readonly pendingLatest = new Map<string, { m: Measurement; ttl: number }>();
   private flushing: Promise<unknown> = Promise.resolve();
+  private readonly noted = new Subject<Measurement>();
+  /**
+   * Each measurement noted as its city's latest, once its realtime item is stored (before the
+   * city item is flushed); in-process only, so it holds the shards this instance reads. The same
+   * city may be noted again with an older measurement: subscribers keep the newest event time.
+   */
+  readonly latestNoted$: Observable<Measurement> = this.noted.asObservable();
 
   constructor(
     @Inject(DYNAMODB_DOCUMENT_CLIENT) private readonly db: DynamoDBDocumentClient,
@@ -99,8 +107,10 @@ export class SpeedLayerRepository {
 
   private noteLatest(m: Measurement, ttl: number): void {
     const current = this.pendingLatest.get(m.city_id);
-    if (!current || eventKey(m) > eventKey(current.m))
+    if (!current || eventKey(m) > eventKey(current.m)) {
       this.pendingLatest.set(m.city_id, { m, ttl });
+      this.noted.next(m);
+    }
   }
 
   /**

@@ -48,6 +48,12 @@ export interface DeadLetterEntry {
   redriven_at?: string;
 }
 
+export interface DeadLetterCount {
+  reason: DeadLetterReason;
+  status: DeadLetterEntry['status'];
+  count: number;
+}
+
 /** Cuts a payload to what fits in one item, on a UTF-8 boundary for text. */
 function fitPayload(payload: string): { payload: string; truncated: boolean } {
   const bytes = Buffer.from(payload);
@@ -149,6 +155,41 @@ export class DeadLetterRepository {
       startKey = page.LastEvaluatedKey;
     } while (items.length < limit && startKey);
     return { items, next: startKey };
+  }
+
+  /**
+   * Entries by reason and status, counted through the newest-first index (only two attributes
+   * read back); stops at `max` entries and says so, so a flooded queue costs a bounded read.
+   */
+  async count(max: number): Promise<{ counts: DeadLetterCount[]; capped: boolean }> {
+    const counts = new Map<string, DeadLetterCount>();
+    let seen = 0;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: DLQ_INDEX,
+          KeyConditionExpression: 'kind = :kind',
+          ProjectionExpression: 'reason, #status',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':kind': DLQ_KIND },
+          Limit: Math.min(1000, max - seen),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const reason = item.reason as DeadLetterReason;
+        const status = item.status as DeadLetterEntry['status'];
+        const key = `${reason}/${status}`;
+        const count = counts.get(key) ?? { reason, status, count: 0 };
+        count.count += 1;
+        counts.set(key, count);
+      }
+      seen += page.Items?.length ?? 0;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey && seen < max);
+    return { counts: [...counts.values()], capped: startKey !== undefined };
   }
 
   async get(id: string): Promise<DeadLetterEntry | undefined> {

@@ -21,6 +21,6 @@ import { StreamConsumerService } from './stream-consumer.service';
     StreamConsumerService,
     DlqService,
   ],
-  exports: [StreamConsumerService],
+  exports: [StreamConsumerService, DeadLetterRepository],
 })
 export class StreamConsumerModule {}

@@ -1,71 +1,20 @@
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createDocumentClient, createDynamoDbClient } from '../infra/aws/aws-clients';
+import { CREDENTIALS, cpuSeconds, start } from './bench-processes';
 import { highestSustained, isSustained, markdownTable, p99Chart, StepResult } from './bench-report';
 import { runLoad } from './load-generator';
 import { percentile } from './percentile';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-const DIST = resolve(__dirname, '..');
-const CREDENTIALS = {
-  AWS_ACCESS_KEY_ID: 'embedded',
-  AWS_SECRET_ACCESS_KEY: 'embedded',
-  AWS_REGION: 'us-east-1',
-};
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function start(
-  script: string,
-  env: Record<string, string>,
-  ready: RegExp,
-): Promise<{ child: ChildProcess; lines: string[]; match: RegExpExecArray }> {
-  const child = spawn(process.execPath, [join(DIST, script)], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  return new Promise((resolveStart, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${script} did not start:\n${lines.join('\n')}`)),
-      60_000,
-    );
-    const onData = (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) {
-        if (!line) continue;
-        lines.push(line);
-        if (lines.length > 2000) lines.shift();
-        const match = ready.exec(line);
-        if (match) {
-          clearTimeout(timer);
-          resolveStart({ child, lines, match });
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) =>
-      reject(new Error(`${script} exited with ${code}:\n${lines.join('\n')}`)),
-    );
-  });
-}
-
-/** user + system CPU seconds of a process, from /proc. */
-function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 function rssMb(pid: number | undefined): number {
   try {
