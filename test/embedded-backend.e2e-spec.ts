@@ -62,5 +62,6 @@ describe('BACKEND=embedded', () => {
     } finally {
       await second.close();
     }
-  });
+    // Two starts of both emulators (a JVM each time): about a minute on a busy 2-core machine.
+  }, 180_000);
 });
