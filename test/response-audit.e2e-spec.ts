@@ -75,4 +75,22 @@ describe('response audit', () => {
       expect.stringContaining('content type text/html not documented'),
     ]);
   });
+
+  it('sees a 304 to a conditional GET as documented (browsers send If-None-Match)', async () => {
+    const first = await t.http.get('/health/live').expect(200);
+    await t.http.get('/health/live').set('If-None-Match', first.headers.etag).expect(304);
+    const audit = new ResponseAudit();
+    audit.record(
+      document,
+      Promise.resolve({
+        method: 'GET',
+        path: '/dlq',
+        status: 304,
+        contentType: '',
+        body: Buffer.alloc(0),
+      }),
+    );
+    await audit.settle();
+    expect(audit.violations).toEqual([]);
+  });
 });

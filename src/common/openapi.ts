@@ -86,9 +86,18 @@ export const READ_UNAUTHORIZED: [401, string] = [
   'READ_API_KEYS_REQUIRED is true and X-API-Key is missing or wrong (code `unauthorized`)',
 ];
 
+/** Express tags every GET answer with a weak ETag and honours If-None-Match with a 304. */
+const NOT_MODIFIED = {
+  description: 'unchanged since the ETag sent in If-None-Match (no body)',
+  headers: {
+    ETag: { description: 'the ETag of the unchanged answer', schema: { type: 'string' } },
+  },
+};
+
 /**
- * What the decorators cannot know: every operation may answer 500 `internal_error`, and the
- * `window` parameter takes exactly the sizes this instance computes (AGGREGATION_WINDOWS).
+ * What the decorators cannot know: every operation may answer 500 `internal_error`, a GET 304
+ * to a conditional request, and the `window` parameter takes exactly the sizes this instance
+ * computes (AGGREGATION_WINDOWS).
  */
 export function completeDocument(document: OpenAPIObject, config: AppConfig): OpenAPIObject {
   const sizes = config.aggregation.sizes.map((s) => s.label);
@@ -99,8 +108,10 @@ export function completeDocument(document: OpenAPIObject, config: AppConfig): Op
     if (window) window.enum = sizes;
   }
   for (const operations of Object.values(document.paths)) {
-    for (const operation of Object.values(operations)) {
+    for (const [method, operation] of Object.entries(operations)) {
       if (!operation || typeof operation !== 'object' || !('responses' in operation)) continue;
+      if (method === 'get' && operation.responses['200'])
+        operation.responses['304'] ??= NOT_MODIFIED;
       operation.responses['500'] ??= {
         description: 'unexpected error, logged by the service (code `internal_error`)',
         content: {
