@@ -1,4 +1,5 @@
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { readWholeStream, waitUntilConsumed } from './support/stream';
 import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
 
@@ -229,5 +230,40 @@ describe('redrives that fail, and poison records with identical bytes (real emul
     expect(new Set(after.map((e) => e.sequence_number)).size).toBe(2);
     await waitUntilConsumed(t);
     expect(await entries()).toHaveLength(2);
+  });
+
+  it('leaves an entry pending when its redriven record fails again before the redrive is marked', async () => {
+    const [entry] = await entries();
+    // Hold the "redriven" mark until the consumer has failed the record again.
+    t.db.middlewareStack.add(
+      (next, context) => async (args) => {
+        const values = (args.input as { ExpressionAttributeValues?: Record<string, unknown> })
+          .ExpressionAttributeValues;
+        // The document client's commands reach the stack as the low-level UpdateItem.
+        if (context.commandName === 'UpdateItemCommand' && values?.[':redriven']) {
+          await eventually(async () => {
+            const { Item } = await t.db.send(
+              new GetCommand({
+                TableName: t.config.tables.dlq,
+                Key: { id: entry.id },
+                ConsistentRead: true,
+              }),
+            );
+            return Number(Item?.attempts) > entry.attempts ? true : undefined;
+          }, 'the redriven record failing again');
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'holdRedriveMark' },
+    );
+    try {
+      await post(`/dlq/${entry.id}/redrive`).expect(202);
+    } finally {
+      t.db.middlewareStack.remove('holdRedriveMark');
+    }
+    expect((await get(`/dlq/${entry.id}`).expect(200)).body).toMatchObject({
+      status: 'pending',
+      attempts: entry.attempts + 1,
+    });
   });
 });

@@ -201,22 +201,26 @@ export class DeadLetterRepository {
 
   /**
    * Before the record goes back on the stream as `data`: the pointer from those bytes lists the
-   * entry, and the entry awaits one more failure. False when there is no such entry.
+   * entry, and the entry awaits one more failure. Returns the entry's `attempts` at this point
+   * (for `markRedriven`), or undefined when there is no such entry.
    */
-  async prepareRedrive(id: string, data: Uint8Array): Promise<boolean> {
+  async prepareRedrive(id: string, data: Uint8Array): Promise<number | undefined> {
     const key = redriveKey(data);
+    let attempts: number;
     try {
-      await this.db.send(
+      const { Attributes } = await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { id },
           UpdateExpression: 'SET redrive_key = :key ADD redrives :one',
           ConditionExpression: 'attribute_exists(id) AND kind = :kind',
           ExpressionAttributeValues: { ':key': key, ':one': 1, ':kind': DLQ_KIND },
+          ReturnValues: 'ALL_NEW',
         }),
       );
+      attempts = Number(Attributes?.attempts);
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      if (error instanceof ConditionalCheckFailedException) return undefined;
       throw error;
     }
     await this.db.send(
@@ -227,7 +231,7 @@ export class DeadLetterRepository {
         ExpressionAttributeValues: { ':id': new Set([id]) },
       }),
     );
-    return true;
+    return attempts;
   }
 
   /** Kinesis did not take the record: the entry no longer awaits its failure. */
@@ -243,18 +247,29 @@ export class DeadLetterRepository {
     );
   }
 
-  /** Kinesis acknowledged the redriven record. */
-  async markRedriven(id: string): Promise<void> {
-    await this.db.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { id },
-        UpdateExpression: 'SET #status = :redriven, redriven_at = :at',
-        ConditionExpression: 'attribute_exists(id)',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':redriven': 'redriven', ':at': new Date().toISOString() },
-      }),
-    );
+  /**
+   * Kinesis acknowledged the redriven record: the entry says `redriven`, unless the record has
+   * already failed again (its attempts moved on since `prepareRedrive`), or the entry is gone.
+   */
+  async markRedriven(id: string, attemptsAtRedrive: number): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { id },
+          UpdateExpression: 'SET #status = :redriven, redriven_at = :at',
+          ConditionExpression: 'attribute_exists(id) AND attempts = :attempts',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':redriven': 'redriven',
+            ':at': new Date().toISOString(),
+            ':attempts': attemptsAtRedrive,
+          },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
   }
 
   /** Deletes the entry and its redrive pointer; false when there was no such entry. */

@@ -76,7 +76,8 @@ export class DlqService {
     }
     // The pointer is written first, so a record that fails again at once finds its entry; the
     // entry says `redriven` only once Kinesis took the record.
-    if (!(await this.deadLetters.prepareRedrive(id, record.data)))
+    const attempts = await this.deadLetters.prepareRedrive(id, record.data);
+    if (attempts === undefined)
       throw new AppError(ErrorCode.NotFound, `no dead-letter entry ${id}`);
     try {
       await this.producer.send([record]);
@@ -91,7 +92,8 @@ export class DlqService {
         );
       throw error;
     }
-    await this.deadLetters.markRedriven(id);
+    // A record that failed again before this line stays `pending` with its new attempt.
+    await this.deadLetters.markRedriven(id, attempts);
     return { id, status: 'redriven' };
   }
 
