@@ -229,26 +229,30 @@ function write(
       '',
     );
   }
-  sections.push(
-    'End-to-end = POST acknowledged (the floor: PutRecords acknowledged) → item written in DynamoDB (`stored_at` of a sample of ~300 records a step). CPU in seconds over the step; CPU µs per measurement = the service’s CPU (plus the baseline consumer’s; for the floor, its client’s) ÷ records consumed.',
-  );
-  const markdown = sections.join('\n');
   const series = [
     { name: 'this service', color: '#0b63c5', steps: r.service },
     { name: 'the floor', color: '#2e8b57', steps: r.floor },
     { name: "the plan's loop", color: '#d2691e', steps: r.plan },
   ].filter((s) => s.steps.length > 0);
+  if (series.length > 0) {
+    sections.push(
+      'End-to-end = POST acknowledged (the floor: PutRecords acknowledged) → item written in DynamoDB (`stored_at` of a sample of ~300 records a step). CPU in seconds over the step; CPU µs per measurement = the service’s CPU (plus the baseline consumer’s; for the floor, its client’s) ÷ records consumed.',
+    );
+  }
+  const markdown = sections.join('\n');
   const { summary, notes, ...parts } = r;
   const json = { summary, summary_notes: notes, date, machine, ...parts };
-  writeFileSync(join(out, `${date}.json`), `${JSON.stringify(json, null, 2)}\n`);
-  writeFileSync(join(out, `${date}.md`), `${markdown}\n`);
-  writeFileSync(join(out, 'latest.md'), `${markdown}\n`);
+  // A run of the scaling table alone does not replace the day's report nor latest.*.
+  const name = series.length > 0 ? date : `${date}-scaling`;
+  writeFileSync(join(out, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(join(out, `${name}.md`), `${markdown}\n`);
   if (series.length > 0) {
     const chart = p99Chart(series);
     writeFileSync(join(out, `${date}.svg`), chart);
+    writeFileSync(join(out, 'latest.md'), `${markdown}\n`);
     writeFileSync(join(out, 'latest.svg'), chart);
   }
-  process.stdout.write(`${markdown}\n\nWritten to ${out}/${date}.{json,md,svg}\n`);
+  process.stdout.write(`${markdown}\n\nWritten to ${out}/${name}.*\n`);
 }
 
 main().catch((error: Error) => {
