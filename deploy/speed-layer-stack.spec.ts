@@ -99,7 +99,7 @@ describe('the SDK commands and their IAM decisions', () => {
 });
 
 describe('SpeedLayerStack', () => {
-  it('creates the four tables with the keys the code uses, on demand and retained', () => {
+  it('creates the five tables with the keys the code uses, on demand and retained', () => {
     const keys = (hash: string, range?: string) => [
       { AttributeName: hash, KeyType: 'HASH' },
       ...(range ? [{ AttributeName: range, KeyType: 'RANGE' }] : []),
@@ -109,8 +109,9 @@ describe('SpeedLayerStack', () => {
       ['air-quality-aggregates', keys('city_id', 'window_key'), true],
       ['air-quality-dlq', keys('id'), true],
       ['air-quality-leases', keys('leaseKey'), true],
+      ['air-quality-shard-state', keys('leaseKey'), true],
     ];
-    template.resourceCountIs('AWS::DynamoDB::Table', 4);
+    template.resourceCountIs('AWS::DynamoDB::Table', 5);
     for (const [name, keySchema, pitr] of expected) {
       template.hasResource('AWS::DynamoDB::Table', {
         DeletionPolicy: 'Retain',
@@ -253,6 +254,7 @@ describe('SpeedLayerStack', () => {
       'DYNAMODB_AGGREGATES_TABLE',
       'DYNAMODB_DLQ_TABLE',
       'DYNAMODB_LEASE_TABLE',
+      'DYNAMODB_STATE_TABLE',
     ]) {
       expect(env[name]).toEqual({ Ref: expect.any(String) });
     }

@@ -57,6 +57,7 @@ export interface SpeedLayerNames {
   aggregates: string;
   dlq: string;
   leases: string;
+  state: string;
 }
 
 /** The service's own defaults (src/config/app.config.ts), so its tools work unchanged. */
@@ -66,6 +67,7 @@ export const DEFAULT_NAMES: SpeedLayerNames = {
   aggregates: 'air-quality-aggregates',
   dlq: 'air-quality-dlq',
   leases: 'air-quality-leases',
+  state: 'air-quality-shard-state',
 };
 
 export interface SpeedLayerStackProps extends StackProps {
@@ -114,7 +116,9 @@ export class SpeedLayerStack extends Stack {
       projectionType: dynamodb.ProjectionType.ALL,
     });
     const leases = table('LeaseTable', names.leases, 'leaseKey');
-    const tables = [realtime, aggregates, dlq, leases];
+    // Window state apart from the leases: the lease cycle's Scan reads leases only.
+    const state = table('StateTable', names.state, 'leaseKey');
+    const tables = [realtime, aggregates, dlq, leases, state];
 
     const serviceArns: Record<Target, string[]> = {
       stream: [stream.streamArn],
@@ -128,7 +132,9 @@ export class SpeedLayerStack extends Stack {
       stream: [
         this.formatArn({ service: 'kinesis', resource: 'stream', resourceName: names.stream }),
       ],
-      tables: [names.realtime, names.aggregates, names.dlq, names.leases].map(tableArn),
+      tables: [names.realtime, names.aggregates, names.dlq, names.leases, names.state].map(
+        tableArn,
+      ),
       dlqIndex: [`${tableArn(names.dlq)}/index/${DLQ_INDEX}`],
     };
     const statements = (grants: Record<string, Grant>, arns: Record<Target, string[]>) =>
@@ -179,6 +185,7 @@ export class SpeedLayerStack extends Stack {
         DYNAMODB_AGGREGATES_TABLE: aggregates.tableName,
         DYNAMODB_DLQ_TABLE: dlq.tableName,
         DYNAMODB_LEASE_TABLE: leases.tableName,
+        DYNAMODB_STATE_TABLE: state.tableName,
         // One hop: the ALB. Client addresses (anonymous rate limits, logs) come from X-Forwarded-For.
         TRUST_PROXY: '1',
       },

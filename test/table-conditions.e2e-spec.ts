@@ -1,4 +1,4 @@
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { randomBytes } from 'node:crypto';
 import { AggregatesRepository } from '../src/aggregation/aggregates.repository';
 import { Aggregate, Refusal } from '../src/aggregation/window-aggregator';
@@ -323,4 +323,62 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
       expect(await leases.loadState(lease)).toEqual(state1);
     }
   }, 60_000);
+
+  it('keeps window state out of the lease table, and moves a state an older version left there', async () => {
+    /** The state items of a shard in a table (a Scan reads 1 MB a page: every page). */
+    const keysIn = async (table: string, shardId: string) => {
+      const keys: string[] = [];
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await t.db.send(
+          new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: startKey }),
+        );
+        keys.push(...(page.Items ?? []).map((i) => String(i.leaseKey)));
+        startKey = page.LastEvaluatedKey;
+      } while (startKey);
+      return keys.filter((k) => k.startsWith(`state#${shardId}#`)).sort();
+    };
+
+    // Today's commits: the state goes to the state table, the lease table holds leases only.
+    const lease = await takeNew('state-owner');
+    const state = randomBytes(800 * 1024);
+    expect(
+      await commits.commit(
+        lease,
+        { aggregates: [], state: chunks(state) },
+        { sequenceNumber: 's1' },
+      ),
+    ).toEqual([]);
+    expect(await keysIn(t.config.tables.leases, lease.leaseKey)).toEqual([]);
+    expect(await keysIn(t.config.tables.state, lease.leaseKey)).toHaveLength(3);
+    expect((await leases.scan()).leases.every((l) => !('data' in l))).toBe(true);
+    expect(await leases.loadState(lease)).toEqual(state);
+
+    // A state saved in the lease table by an older version: read from there, moved by the next
+    // checkpoint (written to the state table, deleted from the lease table).
+    const old = await takeNew('state-owner');
+    const legacy = chunks(randomBytes(500 * 1024));
+    for (const [i, data] of legacy.entries())
+      await t.db.send(
+        new PutCommand({
+          TableName: t.config.tables.leases,
+          Item: { leaseKey: `state#${old.leaseKey}#${i}`, data },
+        }),
+      );
+    await t.db.send(
+      new PutCommand({
+        TableName: t.config.tables.leases,
+        Item: { ...(await leaseItem(old.leaseKey)), checkpoint: 's0', stateChunks: legacy.length },
+      }),
+    );
+    const reloaded = await takeAgain(old.leaseKey, 'new-owner');
+    expect(await leases.loadState(reloaded)).toEqual(Buffer.concat(legacy));
+    const next = chunks(randomBytes(100 * 1024));
+    expect(
+      await commits.commit(reloaded, { aggregates: [], state: next }, { sequenceNumber: 's2' }),
+    ).toEqual([]);
+    expect(await keysIn(t.config.tables.leases, old.leaseKey)).toEqual([]);
+    expect(await keysIn(t.config.tables.state, old.leaseKey)).toHaveLength(next.length);
+    expect(await leases.loadState(reloaded)).toEqual(Buffer.concat(next));
+  });
 });

@@ -38,6 +38,7 @@ describe('loadConfig (SPEC §4)', () => {
         aggregates: 'air-quality-aggregates',
         dlq: 'air-quality-dlq',
         leases: 'air-quality-leases',
+        state: 'air-quality-shard-state',
       });
     });
 

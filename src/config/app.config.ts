@@ -74,6 +74,7 @@ class EnvironmentVariables {
   @Matches(RESOURCE_NAME) DYNAMODB_AGGREGATES_TABLE = 'air-quality-aggregates';
   @Matches(RESOURCE_NAME) DYNAMODB_DLQ_TABLE = 'air-quality-dlq';
   @Matches(RESOURCE_NAME) DYNAMODB_LEASE_TABLE = 'air-quality-leases';
+  @Matches(RESOURCE_NAME) DYNAMODB_STATE_TABLE = 'air-quality-shard-state';
   @Transform(toBool) @IsBoolean() CONSUMER_ENABLED = true;
   @IsOptional() @Transform(toBool) @IsBoolean() SIMULATOR_ENABLED?: boolean;
   @Transform(toInt) @IsInt() @Min(1) @Max(1000) SIMULATOR_CITIES = 20;
@@ -119,7 +120,8 @@ export interface AppConfig {
   provisionResources: boolean;
   aws: { region: string; kinesisEndpoint?: string; dynamoDbEndpoint?: string };
   stream: { name: string; shardCount: number };
-  tables: { realtime: string; aggregates: string; dlq: string; leases: string };
+  /** `state`: each shard's window state, saved with its checkpoint, read only at takeover. */
+  tables: { realtime: string; aggregates: string; dlq: string; leases: string; state: string };
   producer: { lingerMs: number; deadlineMs: number; maxBufferedRecords: number };
   consumer: {
     enabled: boolean;
@@ -238,6 +240,7 @@ export function loadConfig(
       aggregates: vars.DYNAMODB_AGGREGATES_TABLE,
       dlq: vars.DYNAMODB_DLQ_TABLE,
       leases: vars.DYNAMODB_LEASE_TABLE,
+      state: vars.DYNAMODB_STATE_TABLE,
     },
     producer: {
       lingerMs: vars.PRODUCER_LINGER_MS,

@@ -41,7 +41,7 @@ export const positionOf = (
 
 export const samePosition = (a: Checkpoint | undefined, b: Checkpoint | undefined) =>
   a?.sequenceNumber === b?.sequenceNumber && a?.subSequenceNumber === b?.subSequenceNumber;
-/** Items of the lease table that are not shard leases start with this (heartbeats, state). */
+/** Items of the lease table that are not shard leases start with this (heartbeats). */
 export const INSTANCE_PREFIX = 'instance#';
 
 /** A shard lease with KCL's attribute names. */
@@ -64,8 +64,13 @@ export interface Lease {
   checkpointSubSequenceNumber?: number;
   parentShardIds: string[];
   ownerSwitchesSinceCheckpoint: number;
-  /** How many window-state items (`state#<shard>#<i>`) go with the checkpoint. */
+  /** How many window-state items (`state#<shard>#<i>`, in the state table) go with the checkpoint. */
   stateChunks?: number;
+  /**
+   * Not stored: the state was read from the lease table, where versions before the state table
+   * kept it; the next checkpoint removes those items.
+   */
+  legacyStateChunks?: number;
   startingHashKey?: string;
   endingHashKey?: string;
 }
@@ -121,12 +126,14 @@ const asLease = (item: Record<string, unknown> | undefined) =>
 @Injectable()
 export class LeaseRepository implements LeaseStore {
   private readonly table: string;
+  private readonly stateTable: string;
 
   constructor(
     @Inject(DYNAMODB_DOCUMENT_CLIENT) private readonly db: DynamoDBDocumentClient,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.table = config.tables.leases;
+    this.stateTable = config.tables.state;
   }
 
   async scan(): Promise<{ leases: Lease[]; instances: InstanceHeartbeat[] }> {
@@ -212,12 +219,17 @@ export class LeaseRepository implements LeaseStore {
 
   /**
    * The transaction items that move the checkpoint and replace the window state (cut into
-   * `state` chunks), conditional on the lease being ours. Call `checkpointed` once they landed.
+   * `state` chunks, in the state table, so that the lease cycle's Scan never reads them),
+   * conditional on the lease being ours. Call `checkpointed` once they landed.
    */
   checkpointItems(lease: Lease, checkpoint: Checkpoint, state: Buffer[]): TransactItem[] {
     if (state.length > 98)
       throw new Error(`window state of ${lease.leaseKey} is too large for one transaction`);
     const previous = lease.stateChunks ?? 0;
+    const stale = Math.max(0, previous - state.length);
+    // Items an older version left in the lease table go too, when they fit in this transaction.
+    const legacy = lease.legacyStateChunks ?? 0;
+    const legacyDeletes = 1 + state.length + stale + legacy <= 100 ? legacy : 0;
     const sub = checkpoint.subSequenceNumber;
     return [
       {
@@ -240,13 +252,16 @@ export class LeaseRepository implements LeaseStore {
         },
       },
       ...state.map((data, i) => ({
-        Put: { TableName: this.table, Item: { leaseKey: stateKey(lease.leaseKey, i), data } },
+        Put: { TableName: this.stateTable, Item: { leaseKey: stateKey(lease.leaseKey, i), data } },
       })),
-      ...Array.from({ length: Math.max(0, previous - state.length) }, (_, i) => ({
+      ...Array.from({ length: stale }, (_, i) => ({
         Delete: {
-          TableName: this.table,
+          TableName: this.stateTable,
           Key: { leaseKey: stateKey(lease.leaseKey, state.length + i) },
         },
+      })),
+      ...Array.from({ length: legacyDeletes }, (_, i) => ({
+        Delete: { TableName: this.table, Key: { leaseKey: stateKey(lease.leaseKey, i) } },
       })),
     ];
   }
@@ -256,6 +271,7 @@ export class LeaseRepository implements LeaseStore {
     lease.checkpointSubSequenceNumber = checkpoint.subSequenceNumber;
     lease.ownerSwitchesSinceCheckpoint = 0;
     lease.stateChunks = state.length;
+    if (1 + state.length + (lease.legacyStateChunks ?? 0) <= 100) delete lease.legacyStateChunks;
   }
 
   /** A transaction item that holds only while the lease is ours: it fences the others. */
@@ -292,17 +308,28 @@ export class LeaseRepository implements LeaseStore {
 
   /**
    * The window state saved with the lease's checkpoint, or undefined when there is none. Throws
-   * UnrestorableStateError when chunks are missing.
+   * UnrestorableStateError when chunks are missing. A state saved by a version that kept it in
+   * the lease table is read from there (and marked, so that the next checkpoint moves it).
    */
-  async loadState(lease: Pick<Lease, 'leaseKey' | 'stateChunks'>): Promise<Buffer | undefined> {
+  async loadState(
+    lease: Pick<Lease, 'leaseKey' | 'stateChunks' | 'legacyStateChunks'>,
+  ): Promise<Buffer | undefined> {
     const count = lease.stateChunks ?? 0;
     if (count === 0) return undefined;
     const keys = Array.from({ length: count }, (_, i) => ({
       leaseKey: stateKey(lease.leaseKey, i),
     }));
-    const found = new Map<string, Uint8Array>();
-    for (const item of await getAll(this.db, this.table, keys))
-      found.set(item.leaseKey as string, item.data as Uint8Array);
+    const chunks = async (table: string) => {
+      const found = new Map<string, Uint8Array>();
+      for (const item of await getAll(this.db, table, keys))
+        found.set(item.leaseKey as string, item.data as Uint8Array);
+      return found;
+    };
+    let found = await chunks(this.stateTable);
+    if (found.size === 0) {
+      found = await chunks(this.table);
+      if (found.size > 0) lease.legacyStateChunks = count;
+    }
     if (found.size !== count)
       throw new UnrestorableStateError(
         lease.leaseKey,

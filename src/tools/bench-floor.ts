@@ -55,6 +55,7 @@ export async function floorDesign(run: Run): Promise<StepResult[]> {
       aggregates: names.DYNAMODB_AGGREGATES_TABLE,
       dlq: names.DYNAMODB_DLQ_TABLE,
       leases: names.DYNAMODB_LEASE_TABLE,
+      state: names.DYNAMODB_STATE_TABLE,
     },
   });
   const started = await start('tools/floor-client.js', { ...run.aws, ...names }, /^ready$/);

@@ -56,6 +56,7 @@ export async function runScaling(options: ScalingOptions): Promise<ScalingResult
           DYNAMODB_AGGREGATES_TABLE: `${name}-aggregates`,
           DYNAMODB_DLQ_TABLE: `${name}-dlq`,
           DYNAMODB_LEASE_TABLE: leases,
+          DYNAMODB_STATE_TABLE: `${name}-state`,
           AGGREGATION_WINDOWS: c.windows,
         },
         /listening on (http:\/\/localhost:\d+)/,

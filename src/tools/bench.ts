@@ -99,6 +99,7 @@ async function main(): Promise<void> {
         DYNAMODB_AGGREGATES_TABLE: `bench-${id}-${design}-aggregates`,
         DYNAMODB_DLQ_TABLE: `bench-${id}-${design}-dlq`,
         DYNAMODB_LEASE_TABLE: `bench-${id}-${design}-leases`,
+        DYNAMODB_STATE_TABLE: `bench-${id}-${design}-state`,
       }),
       dynamoUrl,
       db: createDocumentClient(

@@ -41,6 +41,7 @@ export function isolatedEnv(overrides: Record<string, string> = {}): Record<stri
     DYNAMODB_AGGREGATES_TABLE: `${id}-aggregates`,
     DYNAMODB_DLQ_TABLE: `${id}-dlq`,
     DYNAMODB_LEASE_TABLE: `${id}-leases`,
+    DYNAMODB_STATE_TABLE: `${id}-state`,
     SIMULATOR_ENABLED: 'false',
     PRODUCER_LINGER_MS: '5',
     LOG_LEVEL: 'error',

@@ -3,7 +3,13 @@ import { isUnreachable, provisionResources } from './resource-provisioner';
 
 const names = {
   stream: { name: 'unit-stream', shardCount: 1 },
-  tables: { realtime: 'unit-rt', aggregates: 'unit-agg', dlq: 'unit-dlq', leases: 'unit-leases' },
+  tables: {
+    realtime: 'unit-rt',
+    aggregates: 'unit-agg',
+    dlq: 'unit-dlq',
+    leases: 'unit-leases',
+    state: 'unit-state',
+  },
 };
 
 /** A port nothing listens on: bound, noted, closed. */

@@ -20,7 +20,7 @@ import { AwsEndpoints, createDynamoDbClient, createKinesisClient } from '../aws/
 
 export interface ResourceNames {
   stream: { name: string; shardCount: number };
-  tables: { realtime: string; aggregates: string; dlq: string; leases: string };
+  tables: { realtime: string; aggregates: string; dlq: string; leases: string; state: string };
 }
 
 export const TTL_ATTRIBUTE = 'ttl';
@@ -41,7 +41,7 @@ function keyTable(name: string, hash: string, range?: string): CreateTableComman
   };
 }
 
-/** The four tables of SPEC §4 with their keys; the realtime table expires items through `ttl`. */
+/** The tables of SPEC §4 and the window-state table, with their keys; the realtime table expires items through `ttl`. */
 export function tableDefinitions(names: ResourceNames): CreateTableCommandInput[] {
   return [
     keyTable(names.tables.realtime, 'city_id', 'sk'),
@@ -66,6 +66,7 @@ export function tableDefinitions(names: ResourceNames): CreateTableCommandInput[
       ],
     },
     keyTable(names.tables.leases, 'leaseKey'),
+    keyTable(names.tables.state, 'leaseKey'),
   ];
 }
 
