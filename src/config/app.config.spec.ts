@@ -47,12 +47,13 @@ describe('loadConfig (SPEC §4)', () => {
       expect(config.producer.deadlineMs).toBe(10000);
     });
 
-    it('runs the consumer with a 10 s failover, 5 s longest back-off, unready after 60 s stalled', () => {
+    it('runs the consumer with a 10 s failover, 5 s longest back-off, unready after 60 s stalled, 4 reads a second a shard', () => {
       expect(config.consumer).toEqual({
         enabled: true,
         leaseFailoverMs: 10000,
         backoffMaxMs: 5000,
         stallUnreadyMs: 60000,
+        readsPerSecond: 4,
       });
     });
 
@@ -179,6 +180,17 @@ describe('loadConfig (SPEC §4)', () => {
       expect(loadConfig({ CURSOR_SECRET: secret }).cursorSecret).toBe(secret);
       expect(() => loadConfig({ CURSOR_SECRET: 'short-secret' })).toThrow(
         /^Invalid configuration: CURSOR_SECRET="…": CURSOR_SECRET must be at least 32 characters/,
+      );
+    });
+
+    it('CONSUMER_READS_PER_SECOND is 4 by default, takes fractions, and at most the 5 Kinesis allows', () => {
+      expect(loadConfig({}).consumer.readsPerSecond).toBe(4);
+      expect(loadConfig({ CONSUMER_READS_PER_SECOND: '2.5' }).consumer.readsPerSecond).toBe(2.5);
+      expect(() => loadConfig({ CONSUMER_READS_PER_SECOND: '6' })).toThrow(
+        /^Invalid configuration: CONSUMER_READS_PER_SECOND="6"/,
+      );
+      expect(() => loadConfig({ CONSUMER_READS_PER_SECOND: 'fast' })).toThrow(
+        /CONSUMER_READS_PER_SECOND/,
       );
     });
 

@@ -5,6 +5,7 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
+  IsNumber,
   IsOptional,
   IsString,
   Matches,
@@ -19,6 +20,8 @@ import { isIP } from 'node:net';
 
 const toInt = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+const toNumber = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value;
 const toBool = ({ value }: { value: unknown }) => {
   if (typeof value !== 'string') return value;
   const v = value.trim().toLowerCase();
@@ -83,6 +86,11 @@ class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(100) @Max(600000) PRODUCER_DEADLINE_MS = 10000;
   @Transform(toInt) @IsInt() @Min(1000) @Max(600000) LEASE_FAILOVER_MS = 10000;
   @Transform(toInt) @IsInt() @Min(10) @Max(600_000) CONSUMER_BACKOFF_MAX_MS = 5000;
+  @Transform(toNumber)
+  @IsNumber({}, { message: 'CONSUMER_READS_PER_SECOND must be a number' })
+  @Min(0.1)
+  @Max(5)
+  CONSUMER_READS_PER_SECOND = 4;
   @Transform(toInt) @IsInt() @Min(1000) @Max(86_400_000) CONSUMER_STALL_UNREADY_MS = 60000;
   @Transform(toInt) @IsInt() @Min(1) @Max(24 * 365) SPEED_LAYER_TTL_HOURS = 24;
   @Matches(/^\s*\d{1,4}[mh]\s*(,\s*\d{1,4}[mh]\s*)*$/, {
@@ -130,6 +138,11 @@ export interface AppConfig {
     backoffMaxMs: number;
     /** Readiness turns 503 once every held shard has been stalled this long. */
     stallUnreadyMs: number;
+    /**
+     * GetRecords calls per second on each shard (Kinesis allows 5 for all readers of a shard
+     * together); 4 leaves one for another reader, such as the batch layer's Firehose.
+     */
+    readsPerSecond: number;
   };
   simulator: { enabled: boolean; cities: number; rate: number };
   speedLayer: { ttlHours: number };
@@ -252,6 +265,7 @@ export function loadConfig(
       leaseFailoverMs: vars.LEASE_FAILOVER_MS,
       backoffMaxMs: vars.CONSUMER_BACKOFF_MAX_MS,
       stallUnreadyMs: vars.CONSUMER_STALL_UNREADY_MS,
+      readsPerSecond: vars.CONSUMER_READS_PER_SECOND,
     },
     simulator: {
       enabled: vars.SIMULATOR_ENABLED ?? (embedded && started.byNpmStart === true),

@@ -15,7 +15,7 @@ import { LeaseCoordinator, Worker } from './lease-coordinator';
 import { hashRangeOf, Lease, LeaseRepository, STATE_CHUNK_BYTES } from './lease.repository';
 import { ShardCommitRepository } from './shard-commit.repository';
 import { ShardCommitter } from './shard-committer';
-import { BatchSink, DEFAULT_TIMING, ShardPoller } from './shard-poller';
+import { BatchSink, DEFAULT_TIMING, PollerTiming, ShardPoller } from './shard-poller';
 import { ShardRetrier } from './shard-retrier';
 import {
   BATCH_SINK,
@@ -52,6 +52,12 @@ export function createBatchSink(
     },
     deaggregated: (count: number) => metrics.kplUserRecords.inc(count),
   };
+}
+
+/** The poller's pace for `readsPerSecond` GetRecords calls a second, busy or idle. */
+export function timingFor(readsPerSecond: number): PollerTiming {
+  const interval = Math.ceil(1000 / readsPerSecond);
+  return { ...DEFAULT_TIMING, minPollIntervalMs: interval, idleDelayMs: interval };
 }
 
 /** One shard's poller with its window aggregation, its commit path and its retry policy. */
@@ -95,7 +101,7 @@ export function createShardWorkerFactory(
           },
         ),
       logger,
-      DEFAULT_TIMING,
+      timingFor(config.consumer.readsPerSecond),
     );
     const done = poller
       .run()
