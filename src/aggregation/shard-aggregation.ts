@@ -1,15 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Measurement } from '../domain/measurement';
+import { AggregationSettings } from '../domain/windows';
 import { MetricsService } from '../metrics/metrics.service';
 import { HashRange, inRange, partitionHash } from './hash-range';
-import {
-  Aggregate,
-  AggregationSettings,
-  Refusal,
-  WindowAggregator,
-  windowKey,
-} from './window-aggregator';
+import { Aggregate, Refusal, WindowAggregator, windowKey } from './window-aggregator';
 
 /** What one TransactWriteItems call (4 MB) can carry next to the lease update. */
 export const MAX_STATE_BYTES = 3.8 * 1024 * 1024;

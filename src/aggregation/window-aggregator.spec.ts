@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { computeAqi } from '../domain/aqi';
 import { Measurement, normaliseMeasurement } from '../domain/measurement';
 import { HashRange, inRange, partitionHash } from './hash-range';
-import { Aggregate, AggregationSettings, WindowAggregator } from './window-aggregator';
-import { parseWindowSizes } from './windows';
+import { AggregationSettings, parseWindowSizes } from '../domain/windows';
+import { Aggregate, WindowAggregator } from './window-aggregator';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 const settings = (over: Partial<AggregationSettings> = {}): AggregationSettings => ({

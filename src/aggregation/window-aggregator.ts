@@ -1,16 +1,7 @@
 import { aqiCategory, computeAqi } from '../domain/aqi';
 import { Measurement } from '../domain/measurement';
 import { HashRange, inRange, partitionHash } from './hash-range';
-import { WindowSize, windowStart } from './windows';
-
-export interface AggregationSettings {
-  sizes: WindowSize[];
-  outOfOrdernessMs: number;
-  allowedLatenessMs: number;
-  idleMs: number;
-  /** Open windows per shard; at the cap the oldest tenth is finalised early. */
-  maxOpenWindows: number;
-}
+import { AggregationSettings, WindowSize, windowStart } from '../domain/windows';
 
 /** Exact sums: values are kept to six decimals, so micro-units add up as integers in any order. */
 const MICRO = 1_000_000;

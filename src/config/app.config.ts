@@ -1,6 +1,5 @@
 import { plainToInstance, Transform } from 'class-transformer';
-import type { AggregationSettings } from '../aggregation/window-aggregator';
-import { parseWindowSizes } from '../aggregation/windows';
+import { AggregationSettings, parseWindowSizes } from '../domain/windows';
 import {
   IsBoolean,
   IsIn,

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import fc from 'fast-check';
 import { WindowedShardAggregation } from '../aggregation/shard-aggregation';
 import { Aggregate } from '../aggregation/window-aggregator';
-import { parseWindowSizes } from '../aggregation/windows';
+import { parseWindowSizes } from '../domain/windows';
 import { Measurement, normaliseMeasurement } from '../domain/measurement';
 import { MetricsService } from '../metrics/metrics.service';
 import { Lease, LeaseLostError } from './lease.repository';

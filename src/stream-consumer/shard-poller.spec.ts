@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { gunzipSync } from 'node:zlib';
 import { UnrestorableStateError, WindowedShardAggregation } from '../aggregation/shard-aggregation';
-import { parseWindowSizes } from '../aggregation/windows';
+import { parseWindowSizes } from '../domain/windows';
 import { Measurement } from '../domain/measurement';
 import { MetricsService } from '../metrics/metrics.service';
 import { DeadLetter } from './dead-letter.repository';

@@ -7,7 +7,7 @@ import {
   PutRecordsRequestEntry,
 } from '@aws-sdk/client-kinesis';
 import { createInterface } from 'node:readline';
-import { parseWindowSizes } from '../aggregation/windows';
+import { parseWindowSizes } from '../domain/windows';
 import { normaliseMeasurement } from '../domain/measurement';
 import { createDynamoDbClient, createKinesisClient } from '../infra/aws/aws-clients';
 import { runLimited } from '../infra/aws/dynamodb-calls';

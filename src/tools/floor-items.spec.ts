@@ -1,4 +1,4 @@
-import { parseWindowSizes } from '../aggregation/windows';
+import { parseWindowSizes } from '../domain/windows';
 import { normaliseMeasurement } from '../domain/measurement';
 import { cityItems, marshal } from './floor-items';
 

@@ -1,6 +1,6 @@
 import { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { Measurement } from '../domain/measurement';
-import { WindowSize, windowStart } from '../aggregation/windows';
+import { WindowSize, windowStart } from '../domain/windows';
 
 export type Item = Record<string, AttributeValue>;
 

@@ -4,6 +4,16 @@ export interface WindowSize {
   ms: number;
 }
 
+/** How a shard's windows are cut and closed (AGGREGATION_* in the configuration). */
+export interface AggregationSettings {
+  sizes: WindowSize[];
+  outOfOrdernessMs: number;
+  allowedLatenessMs: number;
+  idleMs: number;
+  /** Open windows per shard; at the cap the oldest tenth is finalised early. */
+  maxOpenWindows: number;
+}
+
 /** Parses `5m,1h` style lists; throws on anything else. */
 export function parseWindowSizes(list: string): WindowSize[] {
   const sizes = list.split(',').map((part) => {
