@@ -18,6 +18,9 @@ export interface CityLatest {
   latest: Measurement;
 }
 
+/** The key a page goes on from: the partition and the sort key of its last item. */
+export type PageKey = { city_id: string; sk: string };
+
 const eventKey = (m: Measurement) => `${m.timestamp}#${m.message_id}`;
 
 function stripItem(item: Record<string, unknown>): Measurement {
@@ -123,24 +126,9 @@ export class SpeedLayerRepository {
     cityId: string,
     limit: number,
     startKey?: Record<string, unknown>,
-  ): Promise<{ items: Measurement[]; next: { city_id: string; sk: string } | null }> {
-    const now = Math.floor(Date.now() / 1000);
-    const { items: returned, more } = await queryPage(
-      this.db,
-      {
-        TableName: this.table,
-        KeyConditionExpression: 'city_id = :city',
-        FilterExpression: '#ttl > :now',
-        ExpressionAttributeNames: { '#ttl': 'ttl' },
-        ExpressionAttributeValues: { ':city': cityId, ':now': now },
-        ScanIndexForward: false,
-      },
-      limit,
-      startKey,
-    );
-    const last = returned.at(-1);
-    const next = more && last ? { city_id: cityId, sk: String(last.sk) } : null;
-    return { items: returned.map(stripItem), next };
+  ): Promise<{ items: Measurement[]; next: PageKey | null }> {
+    const { items, next } = await this.livePage(cityId, false, limit, startKey);
+    return { items: items.map(stripItem), next };
   }
 
   /**
@@ -150,27 +138,42 @@ export class SpeedLayerRepository {
   async cities(
     limit: number,
     startKey?: Record<string, unknown>,
-  ): Promise<{ items: CityLatest[]; next: { city_id: string; sk: string } | null }> {
-    const now = Math.floor(Date.now() / 1000);
-    const { items: returned, more } = await queryPage(
+  ): Promise<{ items: CityLatest[]; next: PageKey | null }> {
+    const { items, next } = await this.livePage(CITIES_PARTITION, true, limit, startKey);
+    return {
+      items: items.map((item) => {
+        const latest = item.latest as Measurement;
+        return { city_id: latest.city_id, city_name: latest.city_name, latest };
+      }),
+      next,
+    };
+  }
+
+  /** A page of one partition's items whose TTL has not passed, and the key to go on from. */
+  private async livePage(
+    partition: string,
+    ascending: boolean,
+    limit: number,
+    startKey?: Record<string, unknown>,
+  ): Promise<{ items: Record<string, unknown>[]; next: PageKey | null }> {
+    const { items, more } = await queryPage(
       this.db,
       {
         TableName: this.table,
         KeyConditionExpression: 'city_id = :partition',
         FilterExpression: '#ttl > :now',
         ExpressionAttributeNames: { '#ttl': 'ttl' },
-        ExpressionAttributeValues: { ':partition': CITIES_PARTITION, ':now': now },
+        ExpressionAttributeValues: {
+          ':partition': partition,
+          ':now': Math.floor(Date.now() / 1000),
+        },
+        ScanIndexForward: ascending,
       },
       limit,
       startKey,
     );
-    const items = returned.map((item) => {
-      const latest = item.latest as Measurement;
-      return { city_id: latest.city_id, city_name: latest.city_name, latest };
-    });
-    const last = returned.at(-1);
-    const next = more && last ? { city_id: CITIES_PARTITION, sk: String(last.sk) } : null;
-    return { items, next };
+    const last = items.at(-1);
+    return { items, next: more && last ? { city_id: partition, sk: String(last.sk) } : null };
   }
 
   private async updateLatest(m: Measurement, ttl: number): Promise<void> {
