@@ -1,7 +1,7 @@
 import { aqiCategory, computeAqi } from '../domain/aqi';
 import { Measurement } from '../domain/measurement';
 import { HashRange, inRange, partitionHash } from './hash-range';
-import { AggregationSettings, WindowSize, windowStart } from '../domain/windows';
+import { AggregationSettings, windowStart } from '../domain/windows';
 
 /** Exact sums: values are kept to six decimals, so micro-units add up as integers in any order. */
 const MICRO = 1_000_000;
