@@ -33,6 +33,7 @@ export default tseslint.config(
           'Intl',
           'setTimeout',
           'setInterval',
+          'clearTimeout',
         ].map((name) => [name, 'readonly']),
       ),
     },

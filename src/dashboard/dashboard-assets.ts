@@ -24,7 +24,6 @@ const FILES: Record<string, { path: string; contentType: string }> = {
   'uPlot.min.css': { path: require.resolve('uplot/dist/uPlot.min.css'), contentType: 'text/css' },
 };
 
-export const ASSET_NAMES = Object.keys(FILES);
 export const INDEX_HTML = join(PUBLIC, 'index.html');
 
 export function loadAssets(): Map<string, Asset> {

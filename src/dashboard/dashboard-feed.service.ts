@@ -6,7 +6,7 @@ import { APP_CONFIG } from '../config/config.tokens';
 import { Measurement } from '../domain/measurement';
 import { CITY_PAGE_LIMIT } from '../speed-layer/dto/cities-query.dto';
 import { toStoredMeasurementDto } from '../speed-layer/dto/responses.dto';
-import { SpeedLayerRepository } from '../speed-layer/speed-layer.repository';
+import { CityLatest, eventKey, SpeedLayerRepository } from '../speed-layer/speed-layer.repository';
 import { PipelineFigures, PipelineMonitor } from './pipeline-monitor.service';
 
 /** City updates go out at most this often (the first after a quiet spell at once). */
@@ -27,13 +27,8 @@ export interface DashboardEvent {
   retry?: number;
 }
 
-interface CityView {
-  city_id: string;
-  city_name: string;
-  latest: Measurement;
-}
-
-const eventKey = (m: Measurement) => `${m.timestamp}#${m.message_id}`;
+/** A city as the API answers it: its measurement in the response's field order. */
+const inApiShape = (city: CityLatest) => ({ ...city, latest: toStoredMeasurementDto(city.latest) });
 
 /**
  * One feed for every open dashboard: the newest measurement per city, pushed from the speed
@@ -46,7 +41,7 @@ const eventKey = (m: Measurement) => `${m.timestamp}#${m.message_id}`;
 export class DashboardFeed implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(DashboardFeed.name);
   private readonly boot = randomBytes(4).toString('hex');
-  private readonly cities = new Map<string, CityView>();
+  private readonly cities = new Map<string, CityLatest>();
   private readonly changed = new Set<string>();
   private readonly bus = new Subject<DashboardEvent>();
   private seq = 0;
@@ -109,7 +104,9 @@ export class DashboardFeed implements OnModuleInit, OnModuleDestroy {
         server_time: new Date().toISOString(),
         windows: this.config.aggregation.sizes.map((s) => s.label),
         stale_after_ms: STALE_AFTER_MS,
-        cities: [...this.cities.values()].sort((a, b) => a.city_id.localeCompare(b.city_id)),
+        cities: [...this.cities.values()]
+          .sort((a, b) => a.city_id.localeCompare(b.city_id))
+          .map(inApiShape),
         pipeline: this.pipeline,
       }),
     };
@@ -118,11 +115,7 @@ export class DashboardFeed implements OnModuleInit, OnModuleDestroy {
   private note(m: Measurement): void {
     const current = this.cities.get(m.city_id);
     if (current && eventKey(current.latest) >= eventKey(m)) return;
-    this.cities.set(m.city_id, {
-      city_id: m.city_id,
-      city_name: m.city_name,
-      latest: toStoredMeasurementDto(m),
-    });
+    this.cities.set(m.city_id, { city_id: m.city_id, city_name: m.city_name, latest: m });
     this.changed.add(m.city_id);
     if (this.viewers > 0) this.scheduleCityPush();
   }
@@ -139,7 +132,7 @@ export class DashboardFeed implements OnModuleInit, OnModuleDestroy {
   private pushCities(): void {
     if (this.changed.size === 0) return;
     this.lastCityPush = Date.now();
-    const items = [...this.changed].map((id) => this.cities.get(id)!);
+    const items = [...this.changed].map((id) => inApiShape(this.cities.get(id)!));
     this.changed.clear();
     this.publish('cities', { items });
   }

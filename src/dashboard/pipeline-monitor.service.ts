@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { ResourcesHealthIndicator } from '../health/resources.health';
 import { MetricsService } from '../metrics/metrics.service';
 import { DeadLetterCount, DeadLetterRepository } from '../stream-consumer/dead-letter.repository';
-import { StreamConsumerService } from '../stream-consumer/stream-consumer.service';
+import { ConsumerStatus, StreamConsumerService } from '../stream-consumer/stream-consumer.service';
 
 /** Rates are averaged over this much of the recent past, so a one-second view does not flicker. */
 const RATE_WINDOW_MS = 5000;
@@ -100,7 +100,7 @@ export class PipelineMonitor {
       checks,
       rates: this.rates(),
       consumer: { state: status.state, live_instances: status.liveInstances },
-      shards: this.shards(),
+      shards: this.shards(status),
       dlq: this.dlq,
     };
   }
@@ -118,9 +118,7 @@ export class PipelineMonitor {
     };
   }
 
-  private shards(): ShardFigures[] {
-    const status = this.consumer.status();
-    const held = new Map(status.shards.map((s) => [s.shardId, s]));
+  private shards(status: ConsumerStatus): ShardFigures[] {
     const figures = new Map<string, ShardFigures>();
     for (const lease of status.leases) {
       figures.set(lease.shardId, {
@@ -132,9 +130,9 @@ export class PipelineMonitor {
         last_read_at: null,
       });
     }
-    for (const [shardId, poller] of held) {
-      figures.set(shardId, {
-        shard_id: shardId,
+    for (const poller of status.shards) {
+      figures.set(poller.shardId, {
+        shard_id: poller.shardId,
         owner: status.owner,
         held_here: true,
         state: poller.state,

@@ -21,7 +21,8 @@ export interface CityLatest {
 /** The key a page goes on from: the partition and the sort key of its last item. */
 export type PageKey = { city_id: string; sk: string };
 
-const eventKey = (m: Measurement) => `${m.timestamp}#${m.message_id}`;
+/** A measurement's place in its city's history: event time, then message id. */
+export const eventKey = (m: Measurement) => `${m.timestamp}#${m.message_id}`;
 
 function stripItem(item: Record<string, unknown>): Measurement {
   const { sk: _sk, ttl: _ttl, stored_at: _storedAt, ...measurement } = item;

@@ -27,7 +27,7 @@
     chartCity: null,
     chartDirty: false,
     plot: null,
-    source: null,
+    renewTimer: null,
     dlqTotal: null,
     dlqShown: false,
     dlqCursor: null,
@@ -156,7 +156,12 @@
         hideKeyPanel();
         const { expires_at: expiresAt } = await response.json();
         const renewIn = Date.parse(expiresAt) - Date.now() - SESSION_RENEW_BEFORE_MS;
-        setTimeout(() => void openSession().catch(() => undefined), Math.max(60_000, renewIn));
+        // One renewal at a time, however many times the session was opened.
+        clearTimeout(state.renewTimer);
+        state.renewTimer = setTimeout(
+          () => void openSession().catch(() => undefined),
+          Math.max(60_000, renewIn),
+        );
         return;
       }
       state.key = null;
@@ -175,7 +180,6 @@
 
   function connect() {
     const source = new EventSource('/events');
-    state.source = source;
     source.addEventListener('open', () => setConnection('Live', 'live'));
     source.addEventListener('snapshot', (event) => applySnapshot(JSON.parse(event.data)));
     source.addEventListener('cities', (event) => {
@@ -392,7 +396,7 @@
     return {
       label: open ? `${label} (open)` : label,
       stroke: color,
-      width: open ? 2 : 2,
+      width: 2,
       dash: open ? [6, 4] : undefined,
       scale,
       spanGaps: false,
