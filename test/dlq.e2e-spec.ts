@@ -79,7 +79,7 @@ describe('the dead-letter queue API (real emulators)', () => {
     const [payload, tag] = first.split('.');
     for (const bad of [
       `/dlq?reason=validation_error&cursor=${first}`,
-      `/dlq?cursor=${Buffer.from(payload, 'base64url').toString('base64url').slice(1)}.${tag}`,
+      `/dlq?cursor=${payload.slice(1)}.${tag}`,
     ]) {
       const res = await get(bad);
       expect({ bad, status: res.status, code: res.body.code }).toEqual({

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { getAll, putAll, runLimited } from '../infra/aws/dynamodb-calls';
+import { getAll, putAll, queryPage, runLimited } from '../infra/aws/dynamodb-calls';
 import { DeadLetterReason, encodePayload, StreamRecord } from './record-decoder';
 
 // DynamoDB items are at most 400 KB; the rest of the entry needs a few KB.
@@ -158,38 +158,33 @@ export class DeadLetterRepository {
   }
 
   /**
-   * Entries by reason and status, counted through the newest-first index (only two attributes
-   * read back); stops at `max` entries and says so, so a flooded queue costs a bounded read.
+   * Entries by reason and status, counted through the failed_at index (only two attributes read
+   * back); stops at `max` entries and says whether more exist, so a flooded queue costs a bounded
+   * read.
    */
   async count(max: number): Promise<{ counts: DeadLetterCount[]; capped: boolean }> {
+    const { items, more } = await queryPage(
+      this.db,
+      {
+        TableName: this.table,
+        IndexName: DLQ_INDEX,
+        KeyConditionExpression: 'kind = :kind',
+        ProjectionExpression: 'reason, #status',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':kind': DLQ_KIND },
+      },
+      max,
+    );
     const counts = new Map<string, DeadLetterCount>();
-    let seen = 0;
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: DLQ_INDEX,
-          KeyConditionExpression: 'kind = :kind',
-          ProjectionExpression: 'reason, #status',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':kind': DLQ_KIND },
-          Limit: Math.min(1000, max - seen),
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        const reason = item.reason as DeadLetterReason;
-        const status = item.status as DeadLetterEntry['status'];
-        const key = `${reason}/${status}`;
-        const count = counts.get(key) ?? { reason, status, count: 0 };
-        count.count += 1;
-        counts.set(key, count);
-      }
-      seen += page.Items?.length ?? 0;
-      startKey = page.LastEvaluatedKey;
-    } while (startKey && seen < max);
-    return { counts: [...counts.values()], capped: startKey !== undefined };
+    for (const item of items) {
+      const reason = item.reason as DeadLetterReason;
+      const status = item.status as DeadLetterEntry['status'];
+      const key = `${reason}/${status}`;
+      const count = counts.get(key) ?? { reason, status, count: 0 };
+      count.count += 1;
+      counts.set(key, count);
+    }
+    return { counts: [...counts.values()], capped: more };
   }
 
   async get(id: string): Promise<DeadLetterEntry | undefined> {

@@ -79,6 +79,13 @@ export interface Lease {
 export const STATE_CHUNK_BYTES = 350 * 1024;
 const stateKey = (shardId: string, i: number) => `state#${shardId}#${i}`;
 
+/**
+ * Whether a checkpoint also deletes the state an older version left in the lease table: when
+ * those items fit in its transaction (100 items: the lease update and the new chunks too).
+ */
+const movesLegacyState = (lease: Lease, state: Buffer[]) =>
+  1 + state.length + (lease.legacyStateChunks ?? 0) <= 100;
+
 /** An instance's heartbeat: its `leaseCounter` moves every renewal while it lives. */
 export interface InstanceHeartbeat {
   leaseKey: string;
@@ -225,11 +232,10 @@ export class LeaseRepository implements LeaseStore {
   checkpointItems(lease: Lease, checkpoint: Checkpoint, state: Buffer[]): TransactItem[] {
     if (state.length > 98)
       throw new Error(`window state of ${lease.leaseKey} is too large for one transaction`);
-    const previous = lease.stateChunks ?? 0;
+    // A state read from the lease table has nothing in the state table to replace.
+    const previous = lease.legacyStateChunks ? 0 : (lease.stateChunks ?? 0);
     const stale = Math.max(0, previous - state.length);
-    // Items an older version left in the lease table go too, when they fit in this transaction.
-    const legacy = lease.legacyStateChunks ?? 0;
-    const legacyDeletes = 1 + state.length + stale + legacy <= 100 ? legacy : 0;
+    const legacyDeletes = movesLegacyState(lease, state) ? (lease.legacyStateChunks ?? 0) : 0;
     const sub = checkpoint.subSequenceNumber;
     return [
       {
@@ -271,7 +277,7 @@ export class LeaseRepository implements LeaseStore {
     lease.checkpointSubSequenceNumber = checkpoint.subSequenceNumber;
     lease.ownerSwitchesSinceCheckpoint = 0;
     lease.stateChunks = state.length;
-    if (1 + state.length + (lease.legacyStateChunks ?? 0) <= 100) delete lease.legacyStateChunks;
+    if (movesLegacyState(lease, state)) delete lease.legacyStateChunks;
   }
 
   /** A transaction item that holds only while the lease is ours: it fences the others. */

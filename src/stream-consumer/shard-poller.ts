@@ -244,8 +244,7 @@ export class ShardPoller {
    * checkpoint can fall inside a KPL aggregate) and to stop. False when stopped before the end.
    */
   private async process(records: StreamRecord[]): Promise<boolean> {
-    const { units, deaggregated } = userRecords(records, this.position);
-    this.sink.deaggregated(deaggregated);
+    const units = userRecords(records, this.position);
     for (let i = 0; i < units.length; i += this.timing.recordsPerStep) {
       if (i > 0) {
         await this.committer.commit(this.processed, { caughtUp: false, force: false }, this.retry);
@@ -288,6 +287,7 @@ export class ShardPoller {
       Date.now(),
     );
     this.processed = units[units.length - 1].reached;
+    this.sink.deaggregated(units.filter((u) => u.record.subSequenceNumber !== undefined).length);
   }
 
   /**

@@ -22,9 +22,8 @@ export interface UserRecord {
 export function userRecords(
   records: StreamRecord[],
   processed: Checkpoint | undefined,
-): { units: UserRecord[]; deaggregated: number } {
+): UserRecord[] {
   const units: UserRecord[] = [];
-  let deaggregated = 0;
   for (const record of records) {
     const whole = { sequenceNumber: record.sequenceNumber };
     const result = deaggregate(record);
@@ -39,10 +38,9 @@ export function userRecords(
         record: user,
         reached: result.aggregated && i < last ? { ...whole, subSequenceNumber: i } : whole,
       });
-      if (result.aggregated) deaggregated += 1;
     }
   }
-  return { units, deaggregated };
+  return units;
 }
 
 /** The measurement of a user record, or why it is not one (a corrupt aggregate included). */
@@ -81,8 +79,11 @@ const DECIMAL = /^\d{1,39}$/;
  */
 export function routedByCity(record: StreamRecord, cityId: string, range?: HashRange): boolean {
   if (record.partitionKey !== cityId) return false;
-  const hash = partitionHash(cityId);
   const hashKey = record.explicitHashKey;
+  const userRecord = record.subSequenceNumber !== undefined && range !== undefined;
+  // Routed by its partition key alone (the common case): Kinesis put it on the city's shard.
+  if (hashKey === undefined && !userRecord) return true;
+  const hash = partitionHash(cityId);
   if (hashKey !== undefined && !(DECIMAL.test(hashKey) && BigInt(hashKey) === hash)) return false;
-  return record.subSequenceNumber === undefined || !range || inRange(hash, range);
+  return !userRecord || inRange(hash, range);
 }

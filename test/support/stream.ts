@@ -54,6 +54,10 @@ export async function readWholeStream(
   return (await readStreamRecords(kinesis, streamName)).map((r) => r.data);
 }
 
+/**
+ * Each lease's position: its checkpoint, or `sequence/sub-sequence` while the checkpoint is
+ * inside a KPL aggregate (that record is not done yet).
+ */
 export async function checkpoints(
   db: DynamoDBDocumentClient,
   config: AppConfig,
@@ -62,7 +66,12 @@ export async function checkpoints(
     new ScanCommand({ TableName: config.tables.leases, ConsistentRead: true }),
   );
   return Object.fromEntries(
-    Items.map((item) => [item.leaseKey as string, item.checkpoint as string | undefined]),
+    Items.map((item) => [
+      item.leaseKey as string,
+      item.checkpointSubSequenceNumber === undefined
+        ? (item.checkpoint as string | undefined)
+        : `${String(item.checkpoint)}/${String(item.checkpointSubSequenceNumber)}`,
+    ]),
   );
 }
 
