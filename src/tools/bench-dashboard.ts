@@ -2,11 +2,10 @@ import { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
-import { CREDENTIALS, cpuSeconds, start } from './bench-processes';
+import { CREDENTIALS, cpuSeconds, LISTENING, log, start } from './bench-processes';
 import { runLoad } from './load-generator';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Viewer {
   events: number;
@@ -79,7 +78,7 @@ async function main(): Promise<void> {
         LOG_LEVEL: 'info',
         PORT: '0',
       },
-      /listening on (http:\/\/localhost:\d+)/,
+      LISTENING,
     );
     children.push(service.child);
     const url = service.match[1];

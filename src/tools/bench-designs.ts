@@ -1,8 +1,17 @@
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoDbClient } from '../infra/aws/aws-clients';
-import { StepResult } from './bench-report';
-import { cpuSeconds, log, metric, sleep, start, stop, waitForLeases } from './bench-processes';
-import { Design, drain, LISTENING, Run, runStep, SAMPLE_WAIT_MS } from './bench-steps';
+import { SAMPLE_WAIT_MS, StepResult } from './bench-report';
+import {
+  cpuSeconds,
+  LISTENING,
+  log,
+  metric,
+  sleep,
+  start,
+  stop,
+  waitForLeases,
+} from './bench-processes';
+import { Design, drain, Run, runStep } from './bench-steps';
 import { keepRamping } from './bench-summary';
 import { runLoad } from './load-generator';
 import { measureVisibility, VisibilityResult } from './visibility-step';

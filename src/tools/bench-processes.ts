@@ -12,6 +12,8 @@ export const CREDENTIALS = {
 };
 export const log = (line: string) => process.stderr.write(`${line}\n`);
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The service's start-up line, with its URL. */
+export const LISTENING = /listening on (http:\/\/localhost:\d+)/;
 
 export interface Started {
   child: ChildProcess;

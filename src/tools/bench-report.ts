@@ -1,3 +1,8 @@
+/** Records sampled a step for end-to-end latency, by every design alike… */
+export const SAMPLES = 300;
+/** …and how long a sample may take to show up before it counts as never. */
+export const SAMPLE_WAIT_MS = 20_000;
+
 /** One load step of one consumer design. */
 export interface StepResult {
   offered: number;

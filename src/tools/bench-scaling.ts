@@ -2,6 +2,7 @@ import { ChildProcess } from 'node:child_process';
 import { CountingProxy } from './counting-proxy';
 import {
   cpuSeconds,
+  LISTENING,
   log,
   metric,
   rssMb,
@@ -59,7 +60,7 @@ export async function runScaling(options: ScalingOptions): Promise<ScalingResult
           DYNAMODB_STATE_TABLE: `${name}-state`,
           AGGREGATION_WINDOWS: c.windows,
         },
-        /listening on (http:\/\/localhost:\d+)/,
+        LISTENING,
       );
       options.track(instance.child);
       const url = instance.match[1];

@@ -1,13 +1,12 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { ChildProcess } from 'node:child_process';
 import { createDocumentClient } from '../infra/aws/aws-clients';
-import { isSustained, StepResult } from './bench-report';
+import { isSustained, SAMPLE_WAIT_MS, SAMPLES, StepResult } from './bench-report';
 import { cpuSeconds, log, rssMb, sleep } from './bench-processes';
 import { runLoad } from './load-generator';
 import { percentile } from './percentile';
 
 /** How long a sampled measurement is waited for before it counts as never written. */
-export const SAMPLE_WAIT_MS = 20_000;
 
 export interface Design {
   name: string;
@@ -77,7 +76,7 @@ export async function runStep(
   db: ReturnType<typeof createDocumentClient>,
 ): Promise<StepResult> {
   const samples: { key: Record<string, string>; ackedAt: number }[] = [];
-  const every = Math.max(1, Math.floor((offered * seconds) / 300));
+  const every = Math.max(1, Math.floor((offered * seconds) / SAMPLES));
   let n = 0;
   const backlogStart = (await design.ingested()) - (await design.consumed());
   const consumedStart = await design.consumed();
@@ -165,5 +164,3 @@ export interface Run {
   db: ReturnType<typeof createDocumentClient>;
   track: (child: ChildProcess) => void;
 }
-
-export const LISTENING = /listening on (http:\/\/localhost:\d+)/;

@@ -8,9 +8,9 @@ import { createDocumentClient, createDynamoDbClient } from '../infra/aws/aws-cli
 import { idleCpu, planDesign, serviceDesign } from './bench-designs';
 import { floorDesign } from './bench-floor';
 import { CREDENTIALS, emulatorPids, log, start } from './bench-processes';
-import { markdownTable, p99Chart, StepResult } from './bench-report';
+import { markdownTable, p99Chart, SAMPLE_WAIT_MS, StepResult } from './bench-report';
 import { runScaling } from './bench-scaling';
-import { Run, SAMPLE_WAIT_MS } from './bench-steps';
+import { Run } from './bench-steps';
 import { Part, summarize, summaryMarkdown } from './bench-summary';
 import { ScalingResult, scalingTable } from './scaling-report';
 import { VisibilityResult } from './visibility-step';
@@ -85,7 +85,6 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'info',
       PORT: '0',
       RATE_LIMIT_PER_MINUTE: '0',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
     const run: Run = {
       steps,

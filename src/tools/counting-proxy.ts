@@ -46,10 +46,6 @@ export class CountingProxy {
     this.watchedTable = table;
   }
 
-  totalCalls(): number {
-    return [...this.calls.values()].reduce((s, n) => s + n, 0);
-  }
-
   async close(): Promise<void> {
     this.agent.destroy();
     this.server?.closeAllConnections();

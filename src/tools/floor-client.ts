@@ -15,6 +15,8 @@ import {
   MeasurementGenerator,
   simulatedCities,
 } from '../ingestion/simulator/measurement-generator';
+import { sleep } from './bench-processes';
+import { SAMPLE_WAIT_MS, SAMPLES } from './bench-report';
 import { CityItems, cityItems } from './floor-items';
 import { percentile } from './percentile';
 
@@ -44,9 +46,6 @@ const dynamoDb = createDynamoDbClient(endpoints);
 const MAX_PUT = 500;
 const TICK_MS = 20;
 const MAX_IN_FLIGHT = 64;
-const SAMPLES = 300;
-const SAMPLE_WAIT_MS = 20_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 let ingested = 0;
 let consumed = 0;

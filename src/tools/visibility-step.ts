@@ -1,3 +1,4 @@
+import { sleep } from './bench-processes';
 import { percentile } from './percentile';
 
 export interface VisibilityOptions {
@@ -19,8 +20,6 @@ export interface VisibilityResult {
   p95Ms: number;
   p99Ms: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 /**
  * Visibility as a client sees it: each POST of one measurement, then GET
