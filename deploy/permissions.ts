@@ -29,6 +29,11 @@ export const SERVICE_COMMANDS: Readonly<Record<string, Grant>> = {
   ScanCommand: { actions: ['dynamodb:Scan'], on: ['tables'] },
   BatchGetCommand: { actions: ['dynamodb:BatchGetItem'], on: ['tables'] },
   BatchWriteCommand: { actions: ['dynamodb:BatchWriteItem'], on: ['tables'] },
+  // The per-city latest items: conditional PartiQL UPDATEs, and INSERTs for cities not seen yet.
+  BatchExecuteStatementCommand: {
+    actions: ['dynamodb:PartiQLInsert', 'dynamodb:PartiQLUpdate'],
+    on: ['tables'],
+  },
   // There is no dynamodb:TransactWriteItems action: each item is authorised as its own write.
   TransactWriteCommand: {
     actions: [

@@ -261,6 +261,7 @@ type Input = {
   TableName?: string;
   RequestItems?: Record<string, unknown>;
   TransactItems?: Record<string, { TableName?: string } | undefined>[];
+  Statements?: { Statement: string }[];
 };
 
 /** Every table a DynamoDB call touches. */
@@ -269,6 +270,11 @@ function tablesOf(input: Input): string[] {
   names.push(...Object.keys(input.RequestItems ?? {}));
   for (const item of input.TransactItems ?? [])
     for (const op of Object.values(item)) if (op?.TableName) names.push(op.TableName);
+  // PartiQL names its table in the statement: UPDATE "table" …, INSERT INTO "table" …
+  for (const { Statement } of input.Statements ?? []) {
+    const table = /"([^"]+)"/.exec(Statement)?.[1];
+    if (table) names.push(table);
+  }
   return names;
 }
 

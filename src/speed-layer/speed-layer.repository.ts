@@ -1,5 +1,9 @@
-import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchExecuteStatementBatchStatementError,
+  BatchExecuteStatementBatchStatementRequest as Statement,
+  BatchExecuteStatementCommand,
+  DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { Observable, Subject } from 'rxjs';
 import { AppConfig } from '../config/app.config';
@@ -11,6 +15,12 @@ import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
 /** The partition of the realtime table that holds one "latest" item per city (not a valid city id). */
 export const CITIES_PARTITION = '#cities';
 const PARALLEL_BATCHES = 16;
+/** BatchExecuteStatement takes at most 25 statements. */
+const STATEMENTS_PER_CALL = 25;
+/** Update, insert when missing, update again when another writer inserted first. */
+const LATEST_ROUNDS = 3;
+
+type PendingLatest = { m: Measurement; ttl: number };
 
 export interface CityLatest {
   city_id: string;
@@ -37,7 +47,7 @@ function stripItem(item: Record<string, unknown>): Measurement {
 export class SpeedLayerRepository {
   private readonly table: string;
   private readonly ttlSeconds: number;
-  private readonly pendingLatest = new Map<string, { m: Measurement; ttl: number }>();
+  private readonly pendingLatest = new Map<string, PendingLatest>();
   private flushing: Promise<unknown> = Promise.resolve();
   private readonly noted = new Subject<Measurement>();
   /**
@@ -95,18 +105,23 @@ export class SpeedLayerRepository {
   private async flushPending(): Promise<void> {
     const due = [...this.pendingLatest.values()];
     this.pendingLatest.clear();
-    const failed: { m: Measurement; ttl: number }[] = [];
+    const calls: PendingLatest[][] = [];
+    for (let i = 0; i < due.length; i += STATEMENTS_PER_CALL)
+      calls.push(due.slice(i, i + STATEMENTS_PER_CALL));
+    const failed: PendingLatest[] = [];
     let firstError: unknown;
-    await runLimited(due, PARALLEL_BATCHES, async (entry) => {
+    await runLimited(calls, PARALLEL_BATCHES, async (entries) => {
       try {
-        await this.updateLatest(entry.m, entry.ttl);
+        failed.push(...(await this.writeLatest(entries)));
       } catch (error) {
-        failed.push(entry);
+        failed.push(...entries);
         firstError ??= error;
       }
     });
     for (const entry of failed) this.noteLatest(entry.m, entry.ttl);
-    if (firstError) throw firstError;
+    if (failed.length > 0) {
+      throw firstError ?? new Error(`${failed.length} city latest item(s) not written`);
+    }
   }
 
   private noteLatest(m: Measurement, ttl: number): void {
@@ -177,21 +192,61 @@ export class SpeedLayerRepository {
     return { items, next: more && last ? { city_id: partition, sk: String(last.sk) } : null };
   }
 
-  private async updateLatest(m: Measurement, ttl: number): Promise<void> {
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { city_id: CITIES_PARTITION, sk: m.city_id },
-          UpdateExpression: 'SET latest = :m, event_key = :k, #ttl = :ttl',
-          ConditionExpression: 'attribute_not_exists(event_key) OR event_key <= :k',
-          ExpressionAttributeNames: { '#ttl': 'ttl' },
-          ExpressionAttributeValues: { ':m': m, ':k': eventKey(m), ':ttl': ttl },
-        }),
-      );
-    } catch (error) {
-      // An item with a newer event time is already there: nothing to do.
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  /**
+   * Writes up to 25 city items with conditional PartiQL statements in one call, each on its own:
+   * an UPDATE where the stored event key is not newer; for a city with no item yet, an INSERT;
+   * when another writer inserted it first, the UPDATE again. Returns the entries not written.
+   */
+  private async writeLatest(entries: PendingLatest[]): Promise<PendingLatest[]> {
+    let updates = entries;
+    const failed: PendingLatest[] = [];
+    for (let round = 0; round < LATEST_ROUNDS && updates.length > 0; round++) {
+      const missing: PendingLatest[] = [];
+      for (const [entry, error] of await this.execute(updates, (e) => this.updateStatement(e))) {
+        // Without the item, the condition failed because there is none; with it, a newer one is
+        // already stored and there is nothing to do.
+        if (error?.Code === 'ConditionalCheckFailed') {
+          if (!error.Item) missing.push(entry);
+        } else if (error) failed.push(entry);
+      }
+      updates = [];
+      for (const [entry, error] of await this.execute(missing, (e) => this.insertStatement(e))) {
+        if (error?.Code === 'DuplicateItem') updates.push(entry);
+        else if (error) failed.push(entry);
+      }
     }
+    return [...failed, ...updates];
+  }
+
+  /** Runs the statements in one call; each entry with its error, if it failed. */
+  private async execute(
+    entries: PendingLatest[],
+    statement: (entry: PendingLatest) => Statement,
+  ): Promise<[PendingLatest, BatchExecuteStatementBatchStatementError | undefined][]> {
+    if (entries.length === 0) return [];
+    const { Responses = [] } = await this.db.send(
+      new BatchExecuteStatementCommand({ Statements: entries.map(statement) }),
+    );
+    return entries.map((entry, i) => [entry, Responses[i]?.Error]);
+  }
+
+  private updateStatement({ m, ttl }: PendingLatest): Statement {
+    const key = eventKey(m);
+    return {
+      Statement:
+        `UPDATE "${this.table}" SET "latest" = ? SET "event_key" = ? SET "ttl" = ? ` +
+        'WHERE "city_id" = ? AND "sk" = ? AND ("event_key" IS MISSING OR "event_key" <= ?)',
+      Parameters: [m, key, ttl, CITIES_PARTITION, m.city_id, key],
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    };
+  }
+
+  private insertStatement({ m, ttl }: PendingLatest): Statement {
+    return {
+      Statement:
+        `INSERT INTO "${this.table}" VALUE ` +
+        "{'city_id': ?, 'sk': ?, 'latest': ?, 'event_key': ?, 'ttl': ?}",
+      Parameters: [CITIES_PARTITION, m.city_id, m, eventKey(m), ttl],
+    };
   }
 }

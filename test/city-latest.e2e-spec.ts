@@ -1,0 +1,82 @@
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { Measurement, MeasurementInput, normaliseMeasurement } from '../src/domain/measurement';
+import { CITIES_PARTITION, SpeedLayerRepository } from '../src/speed-layer/speed-layer.repository';
+import { isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
+
+/**
+ * The per-city latest items are written 25 to a call with conditional PartiQL statements (an
+ * UPDATE, an INSERT for a city not seen yet, the UPDATE again after a lost INSERT race). Here
+ * against DynamoDB Local: the newest event time wins whatever the order of flushes and writers.
+ */
+describe('the per-city latest items against DynamoDB Local', () => {
+  let t: TestApp;
+  let speedLayer: SpeedLayerRepository;
+
+  const at = (minute: number) => new Date(Date.UTC(2026, 1, 2, 9, minute)).toISOString();
+  const m = (city: string, minute: number, pm25 = minute) =>
+    normaliseMeasurement(
+      measurement({
+        city_id: city,
+        timestamp: at(minute),
+        pm25_value: pm25,
+      }) as unknown as MeasurementInput,
+      new Date(),
+    );
+  const stored = async (city: string) =>
+    (
+      await t.db.send(
+        new GetCommand({
+          TableName: t.config.tables.realtime,
+          Key: { city_id: CITIES_PARTITION, sk: city },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item?.latest as Measurement | undefined;
+  const write = async (repository: SpeedLayerRepository, measurements: Measurement[]) => {
+    await repository.write(measurements);
+    await repository.flushLatest();
+  };
+
+  beforeAll(async () => {
+    t = await startApp(isolatedEnv({ KINESIS_SHARD_COUNT: '1', CONSUMER_ENABLED: 'false' }));
+    speedLayer = t.app.get(SpeedLayerRepository);
+  });
+  afterAll(() => t?.close());
+
+  it('writes more cities than one call takes, new ones and known ones, newest event time kept', async () => {
+    const cities = Array.from({ length: 60 }, (_, i) => `many-${String(i).padStart(2, '0')}`);
+    // Half the cities exist already: 20 with an older measurement, 10 with a newer one.
+    await write(
+      speedLayer,
+      cities.slice(0, 30).map((city, i) => m(city, i < 20 ? 10 : 50)),
+    );
+    await write(
+      speedLayer,
+      cities.map((city) => m(city, 30)),
+    );
+    const minutes = await Promise.all(cities.map(async (city) => (await stored(city))?.pm25_value));
+    expect(minutes).toEqual(cities.map((_, i) => (i >= 20 && i < 30 ? 50 : 30)));
+  });
+
+  it('keeps the newest event time when two writers race for a city not seen yet', async () => {
+    const other = new SpeedLayerRepository(t.db, t.config);
+    for (let round = 0; round < 5; round++) {
+      const city = `race-${round}`;
+      const older = m(city, 1);
+      const newer = m(city, 2);
+      const [first, second] = round % 2 === 0 ? [speedLayer, other] : [other, speedLayer];
+      await Promise.all([write(first, [older]), write(second, [newer])]);
+      expect((await stored(city))?.message_id).toBe(newer.message_id);
+    }
+  });
+
+  it('does not replace a newer latest with an older one flushed later', async () => {
+    await write(speedLayer, [m('late-flush', 40)]);
+    await write(speedLayer, [m('late-flush', 5), m('late-flush', 20)]);
+    expect((await stored('late-flush'))?.pm25_value).toBe(40);
+    await write(speedLayer, [m('late-flush', 41)]);
+    expect((await stored('late-flush'))?.pm25_value).toBe(41);
+    const { items } = await speedLayer.cities(1000);
+    expect(items.find((c) => c.city_id === 'late-flush')?.latest.pm25_value).toBe(41);
+  });
+});
