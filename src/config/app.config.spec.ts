@@ -47,13 +47,14 @@ describe('loadConfig (SPEC §4)', () => {
       expect(config.producer.deadlineMs).toBe(10000);
     });
 
-    it('runs the consumer with a 10 s failover, 5 s longest back-off, unready after 60 s stalled, 4 reads a second a shard', () => {
+    it('runs the consumer with a 10 s failover, 5 s longest back-off, unready after 60 s stalled, 4 reads a second a shard, one a second once idle', () => {
       expect(config.consumer).toEqual({
         enabled: true,
         leaseFailoverMs: 10000,
         backoffMaxMs: 5000,
         stallUnreadyMs: 60000,
         readsPerSecond: 4,
+        idleReadIntervalMs: 1000,
       });
     });
 
@@ -191,6 +192,16 @@ describe('loadConfig (SPEC §4)', () => {
       );
       expect(() => loadConfig({ CONSUMER_READS_PER_SECOND: 'fast' })).toThrow(
         /CONSUMER_READS_PER_SECOND/,
+      );
+    });
+
+    it('CONSUMER_IDLE_READ_INTERVAL_MS is 1000 by default, from 200 ms to a minute', () => {
+      expect(loadConfig({}).consumer.idleReadIntervalMs).toBe(1000);
+      expect(
+        loadConfig({ CONSUMER_IDLE_READ_INTERVAL_MS: '2500' }).consumer.idleReadIntervalMs,
+      ).toBe(2500);
+      expect(() => loadConfig({ CONSUMER_IDLE_READ_INTERVAL_MS: '100' })).toThrow(
+        /^Invalid configuration: CONSUMER_IDLE_READ_INTERVAL_MS="100"/,
       );
     });
 

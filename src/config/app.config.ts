@@ -90,6 +90,7 @@ class EnvironmentVariables {
   @Min(0.1)
   @Max(5)
   CONSUMER_READS_PER_SECOND = 4;
+  @Transform(toInt) @IsInt() @Min(200) @Max(60_000) CONSUMER_IDLE_READ_INTERVAL_MS = 1000;
   @Transform(toInt) @IsInt() @Min(1000) @Max(86_400_000) CONSUMER_STALL_UNREADY_MS = 60000;
   @Transform(toInt) @IsInt() @Min(1) @Max(24 * 365) SPEED_LAYER_TTL_HOURS = 24;
   @Matches(/^\s*\d{1,4}[mh]\s*(,\s*\d{1,4}[mh]\s*)*$/, {
@@ -142,6 +143,11 @@ export interface AppConfig {
      * together); 4 leaves one for another reader, such as the batch layer's Firehose.
      */
     readsPerSecond: number;
+    /**
+     * Time between two reads of a shard that has been empty for 10 s; records this process puts
+     * on the shard wake its reader at once.
+     */
+    idleReadIntervalMs: number;
   };
   simulator: { enabled: boolean; cities: number; rate: number };
   speedLayer: { ttlHours: number };
@@ -265,6 +271,7 @@ export function loadConfig(
       backoffMaxMs: vars.CONSUMER_BACKOFF_MAX_MS,
       stallUnreadyMs: vars.CONSUMER_STALL_UNREADY_MS,
       readsPerSecond: vars.CONSUMER_READS_PER_SECOND,
+      idleReadIntervalMs: vars.CONSUMER_IDLE_READ_INTERVAL_MS,
     },
     simulator: {
       enabled: vars.SIMULATOR_ENABLED ?? (embedded && started.byNpmStart === true),

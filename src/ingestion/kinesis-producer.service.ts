@@ -1,5 +1,6 @@
 import { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Observable, Subject } from 'rxjs';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { KINESIS_CLIENT } from '../infra/aws/aws.tokens';
@@ -11,6 +12,12 @@ import { BatchingProducer } from './batching-producer';
 export class KinesisProducerService implements OnModuleDestroy {
   private readonly logger = new Logger(KinesisProducerService.name);
   private readonly producer: BatchingProducer;
+  private readonly appended = new Subject<string>();
+  /**
+   * The id of each shard this process just put records on (once per PutRecords call), so a
+   * reader of that shard in this process, idle and reading less often, can read at once.
+   */
+  readonly appended$: Observable<string> = this.appended.asObservable();
 
   constructor(
     @Inject(KINESIS_CLIENT) kinesis: KinesisClient,
@@ -23,7 +30,10 @@ export class KinesisProducerService implements OnModuleDestroy {
         const output = await kinesis.send(
           new PutRecordsCommand({ StreamName: streamName, Records: entries }),
         );
-        return output.Records ?? [];
+        const results = output.Records ?? [];
+        for (const shardId of new Set(results.map((r) => r.ShardId)))
+          if (shardId) this.appended.next(shardId);
+        return results;
       },
       {
         ...config.producer,

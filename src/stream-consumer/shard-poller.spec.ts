@@ -17,6 +17,7 @@ const SHARD = 'shardId-000000000001';
 const TIMING: PollerTiming = {
   minPollIntervalMs: 0,
   idleDelayMs: 1,
+  idleAfterMs: 0,
   recordsPerStep: 1000,
   stopCommitAttempts: 3,
   stopCommitBudgetMs: 1000,
@@ -270,6 +271,27 @@ describe('ShardPoller', () => {
         expect.objectContaining({ city_id: 'c', record_count: 2, final: false }),
       ]);
     });
+    it('reads the next page while the commit is in flight, and processes it only once that commit is done', async () => {
+      const { poller, reader, sink, tables, events } = setup({
+        pages: pagesOf([[valid('1', 'c')], [valid('2', 'c')]]),
+      });
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const commit = tables.commit.bind(tables);
+      tables.commit = async (...args) => {
+        await gate;
+        return commit(...args);
+      };
+      const run = poller.run();
+      await until(() => reader.reads.length >= 2, 'the second read, during the first commit');
+      expect(sink.stored).toHaveLength(1);
+      expect(tables.checkpointOf(SHARD)).toBeUndefined();
+      release();
+      await until(() => tables.checkpointOf(SHARD) === '2', 'the checkpoint at 2');
+      poller.stop();
+      await run;
+      expect(events.slice(0, 4)).toEqual(['store:1', 'flush', 'commit:1', 'store:1']);
+    });
   });
 
   describe('outages stall, never discard', () => {
@@ -404,7 +426,8 @@ describe('ShardPoller', () => {
         'checkpoint shardId-000000000001 1 by epoch 1',
         'take shardId-000000000001 worker-b epoch 2',
       ]);
-      expect(reader.reads).toEqual(['it-1', 'after-1']);
+      // The third read overlapped the commit that found the lease gone: nothing of it is stored.
+      expect(reader.reads).toEqual(['it-1', 'after-1', 'after-2']);
       expect(sink.stored).toHaveLength(2);
       expect(log.warn).toHaveBeenCalledWith(expect.stringContaining('writing nothing more'));
     });
@@ -633,6 +656,58 @@ describe('ShardPoller', () => {
       poller.stop();
       await run;
       expect(commits(events)).toEqual(['commit:5/1', 'commit:5', 'commit:6']);
+    });
+  });
+
+  describe('the read pace', () => {
+    afterEach(() => jest.useRealTimers());
+
+    /** Runs a poller on fake time whose first read holds a record; the reads' times. */
+    function pacedPoller() {
+      jest.useFakeTimers({ now: 0 });
+      const readAt: number[] = [];
+      const first = pagesOf([[valid('1')]]);
+      const { poller } = setup({
+        pages: (iterator, readNumber) => {
+          readAt.push(Date.now());
+          return first(iterator, readNumber);
+        },
+        timing: { minPollIntervalMs: 250, idleDelayMs: 5000, idleAfterMs: 1000 },
+      });
+      return { poller, readAt, run: poller.run() };
+    }
+
+    it('keeps the busy pace while records come or for idleAfterMs after, then reads once per idle interval', async () => {
+      const { poller, readAt, run } = pacedPoller();
+      await jest.advanceTimersByTimeAsync(12_000);
+      poller.stop();
+      await run;
+      // Empty since 250 ms: idle from the read at 1,250 ms on.
+      expect(readAt).toEqual([0, 250, 500, 750, 1000, 1250, 6250, 11250]);
+    });
+
+    it('reads at once when woken while idle, then keeps the busy pace until idle again', async () => {
+      const { poller, readAt, run } = pacedPoller();
+      await jest.advanceTimersByTimeAsync(3000);
+      expect(readAt.at(-1)).toBe(1250);
+      poller.wake();
+      await jest.advanceTimersByTimeAsync(2000);
+      poller.stop();
+      await run;
+      expect(readAt.slice(6)).toEqual([3000, 3250, 3500, 3750, 4000]);
+    });
+
+    it('never reads sooner than the busy pace after the last read, woken or not', async () => {
+      const { poller, readAt, run } = pacedPoller();
+      await jest.advanceTimersByTimeAsync(1300);
+      expect(readAt.at(-1)).toBe(1250);
+      poller.wake();
+      await jest.advanceTimersByTimeAsync(100);
+      expect(readAt.at(-1)).toBe(1250);
+      await jest.advanceTimersByTimeAsync(200);
+      poller.stop();
+      await run;
+      expect(readAt.at(-1)).toBe(1500);
     });
   });
 });

@@ -38,8 +38,12 @@ export interface BatchSink {
 export interface PollerTiming {
   /** Minimum time between two GetRecords calls on one shard (5 calls/s on AWS). */
   minPollIntervalMs: number;
-  /** Time from the start of an empty read to the next one (at most 250 ms). */
+  /**
+   * Time from the start of a read to the next one once the shard is idle: empty for
+   * `idleAfterMs`. A wake (records just put on the shard by this process) ends it early.
+   */
   idleDelayMs: number;
+  idleAfterMs: number;
   /** User records processed between two chances to commit (KPL aggregates hold thousands). */
   recordsPerStep: number;
   /** Tries of the last commit when the poller is stopped (the shutdown has a deadline)… */
@@ -50,7 +54,8 @@ export interface PollerTiming {
 
 export const DEFAULT_TIMING: PollerTiming = {
   minPollIntervalMs: 200,
-  idleDelayMs: 200,
+  idleDelayMs: 1000,
+  idleAfterMs: 10_000,
   recordsPerStep: 1000,
   stopCommitAttempts: 3,
   stopCommitBudgetMs: 10_000,
@@ -99,6 +104,13 @@ export class ShardPoller {
   private readonly retrier: ShardRetrier;
   /** Stored or dead-lettered, in the window state, not yet checkpointed. */
   private processed?: Checkpoint;
+  /** The commit in flight (it never rejects), and how it failed. */
+  private committing?: Promise<void>;
+  private commitFailure?: { error: unknown };
+  /** Since when every read came back empty (unset after a record or a wake). */
+  private emptySince?: number;
+  /** Ends the idle pause in progress, if any. */
+  private endIdlePause?: () => void;
 
   constructor(
     private readonly lease: Lease,
@@ -130,6 +142,15 @@ export class ShardPoller {
     };
   }
 
+  /**
+   * Records were just put on the shard: an idle poller reads at once (at its busy pace after the
+   * last read) and keeps the busy pace until the shard is idle again.
+   */
+  wake(): void {
+    this.emptySince = undefined;
+    this.endIdlePause?.();
+  }
+
   /** Asks the loop to stop after the step in flight; `run()` then resolves. */
   stop(): void {
     this.abort.abort();
@@ -149,6 +170,8 @@ export class ShardPoller {
       this.state = 'polling';
       while (iterator !== undefined && !this.stopped) {
         const started = Date.now();
+        // The read overlaps the commit in flight; what it returns is processed once that
+        // commit is done, so the window state it checkpoints is the one it sealed.
         const page = await this.retry('GetRecords', async () => {
           try {
             return await this.reader.read(iterator!);
@@ -161,6 +184,7 @@ export class ShardPoller {
         });
         this.lastReadAt = new Date();
         this.millisBehindLatest = page.millisBehindLatest;
+        await this.committed();
         if (page.records.length > 0 && !(await this.process(page.records))) break;
         iterator = page.next;
         if (iterator === undefined) {
@@ -173,12 +197,10 @@ export class ShardPoller {
           return;
         }
         const caughtUp = page.records.length === 0 || page.millisBehindLatest === 0;
-        await this.committer.commit(this.processed, { caughtUp, force: false }, this.retry);
-        // Paced to the per-shard call rate; an empty read waits the idle delay from its start.
-        const pace =
-          page.records.length > 0 ? this.timing.minPollIntervalMs : this.timing.idleDelayMs;
-        await sleep(pace - (Date.now() - started), this.abort.signal);
+        this.startCommit(caughtUp);
+        await this.pause(started, page.records.length === 0);
       }
+      await this.committed();
     } catch (error) {
       if (error instanceof LeaseLostError) {
         this.state = 'lost';
@@ -191,9 +213,56 @@ export class ShardPoller {
         throw error;
       }
     } finally {
+      // Stopped during a read: the commit in flight lands first (fenced, like any other).
+      await this.committing;
       if (this.state === 'polling' || this.state === 'starting') this.state = 'stopped';
       await this.commitOnStop();
     }
+  }
+
+  /**
+   * Paces reads to the per-shard call rate from the start of the last one; once the shard has
+   * been empty for `idleAfterMs`, to the idle delay, which a wake ends early.
+   */
+  private async pause(started: number, empty: boolean): Promise<void> {
+    const { minPollIntervalMs: busy, idleDelayMs, idleAfterMs } = this.timing;
+    const now = Date.now();
+    this.emptySince = empty ? (this.emptySince ?? now) : undefined;
+    const idle = this.emptySince !== undefined && now - this.emptySince >= idleAfterMs;
+    if (!idle) return sleep(busy - (now - started), this.abort.signal);
+    const woken = new AbortController();
+    this.endIdlePause = () => woken.abort();
+    try {
+      await sleep(
+        Math.max(busy, idleDelayMs) - (now - started),
+        AbortSignal.any([this.abort.signal, woken.signal]),
+      );
+    } finally {
+      this.endIdlePause = undefined;
+    }
+    if (woken.signal.aborted) await sleep(busy - (Date.now() - started), this.abort.signal);
+  }
+
+  /**
+   * Commits what was processed in the background, so the next read overlaps it. Nothing touches
+   * the window state until `committed()` has waited for it.
+   */
+  private startCommit(caughtUp: boolean): void {
+    this.committing = this.committer
+      .commit(this.processed, { caughtUp, force: false }, this.retry)
+      .then(
+        () => undefined,
+        (error: unknown) => void (this.commitFailure = { error }),
+      );
+  }
+
+  /** Waits for the commit in flight, if any, and throws what it threw. */
+  private async committed(): Promise<void> {
+    await this.committing;
+    this.committing = undefined;
+    const failure = this.commitFailure;
+    this.commitFailure = undefined;
+    if (failure) throw failure.error;
   }
 
   private get position(): Checkpoint | undefined {

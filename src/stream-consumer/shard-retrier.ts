@@ -64,7 +64,9 @@ export class ShardRetrier {
       if (this.signal.aborted && options.attempts === undefined) throw new StoppedError();
       try {
         const result = await action();
-        this.current = undefined;
+        // The read of the next page runs while a commit is retried: only the stalled operation
+        // itself ends the stall.
+        if (this.current?.on === operation) this.current = undefined;
         return result;
       } catch (error) {
         if (ENDS_THE_POLLER.some((type) => error instanceof type)) throw error;

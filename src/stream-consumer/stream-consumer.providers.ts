@@ -2,11 +2,13 @@ import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { Logger, Provider } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { filter } from 'rxjs';
 import { WindowedShardAggregation } from '../aggregation/shard-aggregation';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { Measurement } from '../domain/measurement';
 import { KINESIS_CLIENT } from '../infra/aws/aws.tokens';
+import { KinesisProducerService } from '../ingestion/kinesis-producer.service';
 import { MetricsService } from '../metrics/metrics.service';
 import { SpeedLayerRepository } from '../speed-layer/speed-layer.repository';
 import { DeadLetter, DeadLetterRepository } from './dead-letter.repository';
@@ -54,10 +56,13 @@ export function createBatchSink(
   };
 }
 
-/** The poller's pace for `readsPerSecond` GetRecords calls a second, busy or idle. */
-export function timingFor(readsPerSecond: number): PollerTiming {
-  const interval = Math.ceil(1000 / readsPerSecond);
-  return { ...DEFAULT_TIMING, minPollIntervalMs: interval, idleDelayMs: interval };
+/** The poller's pace: `readsPerSecond` GetRecords calls a second, one per idle interval once idle. */
+export function timingFor(consumer: AppConfig['consumer']): PollerTiming {
+  return {
+    ...DEFAULT_TIMING,
+    minPollIntervalMs: Math.ceil(1000 / consumer.readsPerSecond),
+    idleDelayMs: consumer.idleReadIntervalMs,
+  };
 }
 
 /** One shard's poller with its window aggregation, its commit path and its retry policy. */
@@ -69,6 +74,7 @@ export function createShardWorkerFactory(
   commits: ShardCommitRepository,
   speedLayer: SpeedLayerRepository,
   metrics: MetricsService,
+  producer: KinesisProducerService,
 ): ShardWorkerFactory {
   const logger = new Logger(ShardPoller.name);
   const latest = { flush: () => speedLayer.flushLatest() };
@@ -101,13 +107,18 @@ export function createShardWorkerFactory(
           },
         ),
       logger,
-      timingFor(config.consumer.readsPerSecond),
+      timingFor(config.consumer),
     );
+    // Records this process just put on the shard: read them now, not at the idle pace.
+    const woken = producer.appended$
+      .pipe(filter((shardId) => shardId === lease.leaseKey))
+      .subscribe(() => poller.wake());
     const done = poller
       .run()
       .catch((error: Error) =>
         logger.error(`${lease.leaseKey} failed: ${error.stack ?? error.message}`),
-      );
+      )
+      .finally(() => woken.unsubscribe());
     return { stop: () => poller.stop(), done, status: () => poller.status() };
   };
 }
@@ -167,6 +178,7 @@ export const streamConsumerProviders: Provider[] = [
       ShardCommitRepository,
       SpeedLayerRepository,
       MetricsService,
+      KinesisProducerService,
     ],
     useFactory: createShardWorkerFactory,
   },
