@@ -21,7 +21,7 @@ function options() {
     options: {
       steps: { type: 'string', default: '250,500,1000,2000,4000,8000' },
       'step-seconds': { type: 'string', default: '20' },
-      'warmup-seconds': { type: 'string', default: '15' },
+      'warmup-seconds': { type: 'string', default: '60' },
       out: { type: 'string', default: 'bench/results' },
       'visibility-count': { type: 'string', default: '300' },
       'visibility-rate': { type: 'string', default: '20' },
