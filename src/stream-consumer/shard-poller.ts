@@ -196,9 +196,8 @@ export class ShardPoller {
           this.state = 'ended';
           return;
         }
-        // An empty read checkpoints at once; a busy shard every few seconds (see ShardCommitter).
-        const idle = page.records.length === 0;
-        this.startCommit({ caughtUp: idle || page.millisBehindLatest === 0, checkpointNow: idle });
+        const caughtUp = page.records.length === 0 || page.millisBehindLatest === 0;
+        this.startCommit(caughtUp);
         await this.pause(started, page.records.length === 0);
       }
       await this.committed();
@@ -248,9 +247,9 @@ export class ShardPoller {
    * Commits what was processed in the background, so the next read overlaps it. Nothing touches
    * the window state until `committed()` has waited for it.
    */
-  private startCommit(options: { caughtUp: boolean; checkpointNow: boolean }): void {
+  private startCommit(caughtUp: boolean): void {
     this.committing = this.committer
-      .commit(this.processed, { ...options, force: false }, this.retry)
+      .commit(this.processed, { caughtUp, force: false }, this.retry)
       .then(
         () => undefined,
         (error: unknown) => void (this.commitFailure = { error }),
@@ -317,11 +316,7 @@ export class ShardPoller {
     const units = userRecords(records, this.position);
     for (let i = 0; i < units.length; i += this.timing.recordsPerStep) {
       if (i > 0) {
-        await this.committer.commit(
-          this.processed,
-          { caughtUp: false, force: false, checkpointNow: true },
-          this.retry,
-        );
+        await this.committer.commit(this.processed, { caughtUp: false, force: false }, this.retry);
         if (this.stopped) return false;
       }
       await this.processStep(units.slice(i, i + this.timing.recordsPerStep));
