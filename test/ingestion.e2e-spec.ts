@@ -156,6 +156,9 @@ describe('POST /measurements → GET /cities/:cityId/latest (real emulators)', (
     expect(res.text).toMatch(/^aq_end_to_end_latency_seconds_bucket\{le="60"\}/m);
     expect(value(/^aq_leases_held (\d+)/m)).toBe(2);
     expect(res.text).toMatch(/^aq_shard_iterator_age_seconds\{shard="shardId-000000000000"\} 0/m);
+    // Every commit flushes the latest items, then writes its transaction.
+    expect(value(/^aq_commit_step_seconds_count\{step="latest"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(value(/^aq_commit_step_seconds_count\{step="transaction"\} (\d+)/m)).toBeGreaterThan(0);
     expect(res.text).toMatch(/^process_cpu_seconds_total/m);
   });
 

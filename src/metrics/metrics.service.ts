@@ -55,6 +55,13 @@ export class MetricsService {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  readonly commitStep = new Histogram({
+    name: 'aq_commit_step_seconds',
+    help: 'One try of a shard commit step: latest (the per-city latest items) or transaction (window results, checkpoint, window state)',
+    labelNames: ['step'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   readonly lateRecords = new Counter({
     name: 'aq_late_records_total',
     help: 'Records that arrived after their window was final (stored raw, not aggregated)',

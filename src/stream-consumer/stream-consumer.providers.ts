@@ -15,7 +15,7 @@ import { DeadLetter, DeadLetterRepository } from './dead-letter.repository';
 import { KinesisShardReader } from './kinesis-shard-reader';
 import { LeaseCoordinator, Worker } from './lease-coordinator';
 import { hashRangeOf, Lease, LeaseRepository, STATE_CHUNK_BYTES } from './lease.repository';
-import { ShardCommitRepository } from './shard-commit.repository';
+import { CommitStore, ShardCommitRepository } from './shard-commit.repository';
 import { ShardCommitter } from './shard-committer';
 import { BatchSink, DEFAULT_TIMING, PollerTiming, ShardPoller } from './shard-poller';
 import { ShardRetrier } from './shard-retrier';
@@ -77,7 +77,20 @@ export function createShardWorkerFactory(
   producer: KinesisProducerService,
 ): ShardWorkerFactory {
   const logger = new Logger(ShardPoller.name);
-  const latest = { flush: () => speedLayer.flushLatest() };
+  // Each try of a commit step is timed, failed ones too: where a slow commit spends its time.
+  const timed = async <T>(step: string, action: () => Promise<T>): Promise<T> => {
+    const end = metrics.commitStep.startTimer({ step });
+    try {
+      return await action();
+    } finally {
+      end();
+    }
+  };
+  const latest = { flush: () => timed('latest', () => speedLayer.flushLatest()) };
+  const store: CommitStore = {
+    commit: (lease, plan, checkpoint) =>
+      timed('transaction', () => commits.commit(lease, plan, checkpoint)),
+  };
   return (lease) => {
     const aggregation = new WindowedShardAggregation(
       lease.leaseKey,
@@ -95,7 +108,7 @@ export function createShardWorkerFactory(
       reader,
       sink,
       aggregation,
-      new ShardCommitter(lease, aggregation, commits, latest),
+      new ShardCommitter(lease, aggregation, store, latest),
       (signal) =>
         new ShardRetrier(
           lease.leaseKey,
