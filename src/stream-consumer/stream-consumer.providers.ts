@@ -2,7 +2,6 @@ import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { Logger, Provider } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { filter } from 'rxjs';
 import { WindowedShardAggregation } from '../aggregation/shard-aggregation';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
@@ -91,6 +90,10 @@ export function createShardWorkerFactory(
     commit: (lease, plan, checkpoint) =>
       timed('transaction', () => commits.commit(lease, plan, checkpoint)),
   };
+  // Records this process just put on a shard: its poller reads them now, not at the idle pace.
+  // One subscription for all shards, so an append costs one lookup whatever the shard count.
+  const running = new Map<string, ShardPoller>();
+  producer.appended$.subscribe((shardId) => running.get(shardId)?.wake());
   return (lease) => {
     const aggregation = new WindowedShardAggregation(
       lease.leaseKey,
@@ -122,16 +125,16 @@ export function createShardWorkerFactory(
       logger,
       timingFor(config.consumer),
     );
-    // Records this process just put on the shard: read them now, not at the idle pace.
-    const woken = producer.appended$
-      .pipe(filter((shardId) => shardId === lease.leaseKey))
-      .subscribe(() => poller.wake());
+    running.set(lease.leaseKey, poller);
     const done = poller
       .run()
       .catch((error: Error) =>
         logger.error(`${lease.leaseKey} failed: ${error.stack ?? error.message}`),
       )
-      .finally(() => woken.unsubscribe());
+      .finally(() => {
+        // A poller of a retaken lease may have replaced this one meanwhile.
+        if (running.get(lease.leaseKey) === poller) running.delete(lease.leaseKey);
+      });
     return { stop: () => poller.stop(), done, status: () => poller.status() };
   };
 }
