@@ -2,7 +2,7 @@ import { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
-import { CREDENTIALS, cpuSeconds, LISTENING, log, start } from './bench-processes';
+import { CREDENTIALS, cpuSeconds, LISTENING, log, start, startEmulators } from './bench-processes';
 import { runLoad } from './load-generator';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -50,27 +50,16 @@ async function main(): Promise<void> {
   const id = randomBytes(3).toString('hex');
   const children: ChildProcess[] = [];
   try {
-    log('starting the emulators…');
-    const emulators = await start(
-      'emulators.js',
-      {
-        EMBEDDED_KINESIS_PORT: '0',
-        EMBEDDED_DYNAMODB_PORT: '0',
-        DATA_DIR: '',
-        KINESIS_STREAM_NAME: `dash-${id}`,
-        KINESIS_SHARD_COUNT: '4',
-      },
-      /AWS_ENDPOINT_URL_DYNAMODB=(\S+)/,
-    );
+    const emulators = await startEmulators(`dash-${id}`, 4);
     children.push(emulators.child);
-    const kinesisUrl = /AWS_ENDPOINT_URL_KINESIS=(\S+)/.exec(emulators.lines.join('\n'))![1];
+    const { kinesisUrl } = emulators;
     const service = await start(
       'main.js',
       {
         ...CREDENTIALS,
         BACKEND: 'aws',
         AWS_ENDPOINT_URL_KINESIS: kinesisUrl,
-        AWS_ENDPOINT_URL_DYNAMODB: emulators.match[1],
+        AWS_ENDPOINT_URL_DYNAMODB: emulators.dynamoUrl,
         KINESIS_STREAM_NAME: `dash-${id}`,
         PROVISION_RESOURCES: 'true',
         SIMULATOR_ENABLED: 'false',

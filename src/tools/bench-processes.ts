@@ -58,6 +58,33 @@ export function start(
 }
 
 /** Stops a child and waits for it to exit (SIGKILL after `graceMs`). */
+/**
+ * The embedded emulators in memory on free ports, with `stream` (of `shards`) provisioned; their
+ * process and the endpoints a service instance is pointed at.
+ */
+export async function startEmulators(
+  stream: string,
+  shards: number,
+): Promise<{ child: ChildProcess; kinesisUrl: string; dynamoUrl: string }> {
+  log('starting the emulators…');
+  const emulators = await start(
+    'emulators.js',
+    {
+      EMBEDDED_KINESIS_PORT: '0',
+      EMBEDDED_DYNAMODB_PORT: '0',
+      DATA_DIR: '',
+      KINESIS_STREAM_NAME: stream,
+      KINESIS_SHARD_COUNT: String(shards),
+    },
+    /AWS_ENDPOINT_URL_DYNAMODB=(\S+)/,
+  );
+  return {
+    child: emulators.child,
+    kinesisUrl: /AWS_ENDPOINT_URL_KINESIS=(\S+)/.exec(emulators.lines.join('\n'))![1],
+    dynamoUrl: emulators.match[1],
+  };
+}
+
 export async function stop(child: ChildProcess, graceMs = 15_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));

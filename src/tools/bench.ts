@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { createDocumentClient, createDynamoDbClient } from '../infra/aws/aws-clients';
 import { idleCpu, planDesign, serviceDesign } from './bench-designs';
 import { floorDesign } from './bench-floor';
-import { CREDENTIALS, emulatorPids, log, start } from './bench-processes';
+import { CREDENTIALS, emulatorPids, startEmulators } from './bench-processes';
 import { markdownTable, p99Chart, SAMPLE_WAIT_MS, StepResult } from './bench-report';
 import { runScaling } from './bench-scaling';
 import { Run } from './bench-steps';
@@ -60,21 +60,9 @@ async function main(): Promise<void> {
     process.exit(130);
   });
   try {
-    log('starting the emulators…');
-    const emulators = await start(
-      'emulators.js',
-      {
-        EMBEDDED_KINESIS_PORT: '0',
-        EMBEDDED_DYNAMODB_PORT: '0',
-        DATA_DIR: '',
-        KINESIS_STREAM_NAME: `bench-${id}-warm`,
-        KINESIS_SHARD_COUNT: '1',
-      },
-      /AWS_ENDPOINT_URL_DYNAMODB=(\S+)/,
-    );
+    const emulators = await startEmulators(`bench-${id}-warm`, 1);
     children.push(emulators.child);
-    const kinesisUrl = /AWS_ENDPOINT_URL_KINESIS=(\S+)/.exec(emulators.lines.join('\n'))![1];
-    const dynamoUrl = emulators.match[1];
+    const { kinesisUrl, dynamoUrl } = emulators;
     const aws = {
       ...CREDENTIALS,
       BACKEND: 'aws',
