@@ -277,6 +277,7 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
 
   it('writes 250 results and a ~1 MB state in several transactions; a refused result keeps the checkpoint where it was', async () => {
     const lease = await takeNew('owner-a');
+    const takenCounter = lease.leaseCounter;
     const batch = (prefix: string, start: number) =>
       Array.from({ length: 250 }, (_, i) =>
         aggregate(`${prefix}-${String(i).padStart(3, '0')}`, 7, i % 3 === 0, 3, start),
@@ -299,7 +300,13 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
     const byCity = new Map(items.map((i) => [i.city_id, i]));
     for (const a of first) expect(byCity.get(a.city_id)).toEqual(itemOf(a, expect.any(String)));
     const afterFirst = await leaseItem(lease.leaseKey);
-    expect(afterFirst).toMatchObject({ checkpoint: 'seq-100', stateChunks: plan1.length });
+    // The checkpoint moves leaseCounter, as a renewal does, and the owner's copy follows it.
+    expect(afterFirst).toMatchObject({
+      checkpoint: 'seq-100',
+      stateChunks: plan1.length,
+      leaseCounter: takenCounter + 1,
+    });
+    expect(lease.leaseCounter).toBe(takenCounter + 1);
     expect(await leases.loadState(lease)).toEqual(state1);
 
     // One result refused, in the transaction that carries the checkpoint (the last ones go there)

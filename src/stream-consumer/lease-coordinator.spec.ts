@@ -239,8 +239,8 @@ class FakeLeaseStore implements LeaseStore {
 
 /**
  * The shard's commit path (ShardCommitRepository) on the same table, for checkpoints only: the
- * checkpoint is conditional on owner and epoch, as the transaction's lease update is, and does
- * not go through the coordinator.
+ * checkpoint is conditional on owner and epoch, as the transaction's lease update is, moves
+ * leaseCounter as it does, and does not go through the coordinator.
  */
 class FakeCommitStore implements CommitStore {
   /** When set, the next commit waits for it before it lands. */
@@ -260,6 +260,8 @@ class FakeCommitStore implements CommitStore {
     const stored = this.table.owned(lease.leaseKey, sent);
     if (position === undefined) return [];
     const checkpoint = position.sequenceNumber;
+    stored.leaseCounter += 1;
+    lease.leaseCounter += 1;
     stored.checkpoint = checkpoint;
     stored.ownerSwitchesSinceCheckpoint = 0;
     stored.stateChunks = plan.state.length;
@@ -694,6 +696,33 @@ describe('LeaseCoordinator', () => {
     expect(a.workersFor('shardId-4')).toHaveLength(1);
   });
 
+  it('a checkpoint renews its lease: the next renewal round skips that lease only, and the one after renews it again', async () => {
+    const a = instance(store, clock, 'A', FOUR_SHARDS);
+    await a.cycle();
+    await a.coordinator.renewAll();
+    expect(ALL.map((s) => store.counterOf(s))).toEqual([2, 2, 2, 2]);
+    const renewalsOf = (shardId: string) =>
+      store.renewals.filter((r) => r.shardId === shardId).length;
+
+    expect(
+      await outcome(a.workersFor('shardId-0')[0].checkpoint('49600000000000000000000000041')),
+    ).toBe('stored');
+    expect(store.counterOf('shardId-0')).toBe(3);
+    const before = renewalsOf('shardId-0');
+    clock.advance(STEP_MS);
+    await a.coordinator.renewAll();
+    expect(renewalsOf('shardId-0')).toBe(before);
+    expect(ALL.map((s) => store.counterOf(s))).toEqual([3, 3, 3, 3]);
+
+    // No checkpoint since: renewed again, so the counter moves at least every other round.
+    clock.advance(STEP_MS);
+    await a.coordinator.renewAll();
+    expect(renewalsOf('shardId-0')).toBe(before + 1);
+    expect(ALL.map((s) => store.counterOf(s))).toEqual([4, 4, 4, 4]);
+    expect(a.renewalFailures).toBe(0);
+    expect(a.held()).toEqual(ALL);
+  });
+
   it('a renewal and a checkpoint never break each other: renewals move leaseCounter, writes are fenced by leaseEpoch', async () => {
     const a = instance(store, clock, 'A', FOUR_SHARDS);
     await a.cycle();
@@ -713,6 +742,9 @@ describe('LeaseCoordinator', () => {
     openCommit();
     expect(await first).toBe('stored');
     expect(store.leases.get('shardId-0')!.checkpoint).toBe('49600000000000000000000000041');
+    expect(store.counterOf('shardId-0')).toBe(5);
+    // That checkpoint was this round's renewal of shardId-0.
+    await a.coordinator.renewAll();
 
     // A renewal in flight while a checkpoint lands.
     const openRenewal = store.gateRenewals('shardId-0');
@@ -723,14 +755,14 @@ describe('LeaseCoordinator', () => {
     await renewal;
     expect(store.leases.get('shardId-0')).toMatchObject({
       leaseOwner: 'A',
-      leaseCounter: 5,
+      leaseCounter: 7,
       leaseEpoch: 1,
       checkpoint: '49600000000000000000000000042',
     });
     const checkpointAt = store.applied.indexOf(
       'checkpoint shardId-0 49600000000000000000000000042 at epoch 1',
     );
-    const renewAt = store.applied.indexOf('renew shardId-0 -> 5');
+    const renewAt = store.applied.indexOf('renew shardId-0 -> 7');
     expect(checkpointAt).toBeGreaterThanOrEqual(0);
     expect(renewAt).toBeGreaterThan(checkpointAt);
     expect(a.renewalFailures).toBe(0);
@@ -948,7 +980,8 @@ describe('LeaseCoordinator', () => {
     ended.finish();
     await flush();
     expect(store.ownerOf('shardId-1')).toBeNull();
-    expect(store.counterOf('shardId-1')).toBe(2);
+    // Taken (1), checkpointed (2), released (3).
+    expect(store.counterOf('shardId-1')).toBe(3);
     expect(a.held()).toEqual(['shardId-0', 'shardId-2', 'shardId-3']);
     // It did not fail: no quarantine.
     expect(a.coordinator.status().quarantined).toEqual([]);
@@ -961,7 +994,7 @@ describe('LeaseCoordinator', () => {
     expect(workers[1].running).toBe(true);
     expect(workers[1].lease).toMatchObject({
       leaseOwner: 'A',
-      leaseCounter: 3,
+      leaseCounter: 4,
       leaseEpoch: 2,
       checkpoint: '49600000000000000000000000007',
     });

@@ -44,6 +44,8 @@ interface Held {
   lease: Lease;
   worker: Worker;
   renewedAt: number;
+  /** `lease.leaseCounter` after the last renewal, or when a checkpoint was last seen to move it. */
+  counter: number;
   renewing?: Promise<void>;
 }
 
@@ -70,7 +72,10 @@ export interface LeaseView {
  * cycle loop heartbeats, reads the table, takes released or expired leases up to
  * ceil(active shards / live instances), else steals one from the most loaded instance. A child
  * shard is eligible only once every parent is checkpointed at SHARD_END. Renewals move
- * leaseCounter while checkpoints are fenced by leaseEpoch, so neither can break the other.
+ * leaseCounter while checkpoints are fenced by leaseEpoch, so neither can break the other. A
+ * checkpoint moves leaseCounter too: a lease whose worker checkpointed since the last renewal is
+ * not renewed in that interval, so the counter still moves at least every two intervals
+ * (failover / 3, KCL's renewal pace) and a busy shard costs no renewal calls.
  */
 export class LeaseCoordinator {
   private readonly held = new Map<string, Held>();
@@ -177,9 +182,10 @@ export class LeaseCoordinator {
   }
 
   /**
-   * Renews every held lease at once; each renewal is bounded by renewTimeoutMs and affects only
-   * its own lease. A lease taken by another instance is dropped; one that could not be renewed
-   * stays held: its worker's writes are fenced in the table, so it learns of a loss there.
+   * Renews every held lease at once, but one whose checkpoint moved its counter since the last
+   * renewal; each renewal is bounded by renewTimeoutMs and affects only its own lease. A lease
+   * taken by another instance is dropped; one that could not be renewed stays held: its worker's
+   * writes are fenced in the table, so it learns of a loss there.
    */
   async renewAll(): Promise<void> {
     await Promise.all([...this.held.values()].map((h) => this.renew(h)));
@@ -221,12 +227,19 @@ export class LeaseCoordinator {
   }
 
   private renew(h: Held): Promise<void> {
+    if (!h.renewing && h.lease.leaseCounter !== h.counter) {
+      // A checkpoint moved the counter within the last interval: that was the renewal.
+      h.counter = h.lease.leaseCounter;
+      h.renewedAt = this.now();
+      return Promise.resolve();
+    }
     // A renewal still in flight (it has its own timeout) is not doubled.
     h.renewing ??= this.store
       .renew(h.lease, AbortSignal.timeout(this.renewTimeoutMs))
       .then(
         () => {
           h.renewedAt = this.now();
+          h.counter = h.lease.leaseCounter;
         },
         (error: Error) => {
           if (error instanceof LeaseLostError) {
@@ -337,7 +350,12 @@ export class LeaseCoordinator {
       });
       return;
     }
-    const h: Held = { lease, renewedAt: this.now(), worker: this.options.startWorker(lease) };
+    const h: Held = {
+      lease,
+      renewedAt: this.now(),
+      counter: lease.leaseCounter,
+      worker: this.options.startWorker(lease),
+    };
     this.held.set(lease.leaseKey, h);
     void h.worker.done.finally(() => this.finished(h));
     this.options.log.log(`${lease.leaseKey}: lease taken (epoch ${lease.leaseEpoch})`);

@@ -227,7 +227,9 @@ export class LeaseRepository implements LeaseStore {
   /**
    * The transaction items that move the checkpoint and replace the window state (cut into
    * `state` chunks, in the state table, so that the lease cycle's Scan never reads them),
-   * conditional on the lease being ours. Call `checkpointed` once they landed.
+   * conditional on the lease being ours. The lease update moves leaseCounter as a renewal does,
+   * so a busy shard's checkpoints keep its lease alive without renewals of their own. Call
+   * `checkpointed` once they landed.
    */
   checkpointItems(lease: Lease, checkpoint: Checkpoint, state: Buffer[]): TransactItem[] {
     if (state.length > 98)
@@ -243,13 +245,15 @@ export class LeaseRepository implements LeaseStore {
           TableName: this.table,
           Key: { leaseKey: lease.leaseKey },
           UpdateExpression:
-            'SET checkpoint = :checkpoint, ownerSwitchesSinceCheckpoint = :zero, stateChunks = :chunks' +
+            'SET checkpoint = :checkpoint, leaseCounter = leaseCounter + :one, ' +
+            'ownerSwitchesSinceCheckpoint = :zero, stateChunks = :chunks' +
             (sub === undefined
               ? ' REMOVE checkpointSubSequenceNumber'
               : ', checkpointSubSequenceNumber = :sub'),
           ConditionExpression: OWNED,
           ExpressionAttributeValues: {
             ':checkpoint': checkpoint.sequenceNumber,
+            ':one': 1,
             ':zero': 0,
             ':chunks': state.length,
             ...(sub === undefined ? {} : { ':sub': sub }),
@@ -273,6 +277,7 @@ export class LeaseRepository implements LeaseStore {
   }
 
   checkpointed(lease: Lease, checkpoint: Checkpoint, state: Buffer[]): void {
+    lease.leaseCounter += 1;
     lease.checkpoint = checkpoint.sequenceNumber;
     lease.checkpointSubSequenceNumber = checkpoint.subSequenceNumber;
     lease.ownerSwitchesSinceCheckpoint = 0;
