@@ -9,7 +9,7 @@ import { Observable, Subject } from 'rxjs';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { Measurement } from '../domain/measurement';
-import { putAll, queryPage, runLimited } from '../infra/aws/dynamodb-calls';
+import { CombiningWriter, queryPage, runLimited } from '../infra/aws/dynamodb-calls';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
 
 /** The partition of the realtime table that holds one "latest" item per city (not a valid city id). */
@@ -47,6 +47,7 @@ function stripItem(item: Record<string, unknown>): Measurement {
 export class SpeedLayerRepository {
   private readonly table: string;
   private readonly ttlSeconds: number;
+  private readonly writer: CombiningWriter;
   private readonly pendingLatest = new Map<string, PendingLatest>();
   private flushing: Promise<unknown> = Promise.resolve();
   private readonly noted = new Subject<Measurement>();
@@ -63,6 +64,12 @@ export class SpeedLayerRepository {
   ) {
     this.table = config.tables.realtime;
     this.ttlSeconds = config.speedLayer.ttlHours * 3600;
+    this.writer = new CombiningWriter(
+      db,
+      this.table,
+      PARALLEL_BATCHES,
+      (item) => `${item.city_id as string}\u0000${item.sk as string}`,
+    );
   }
 
   /**
@@ -82,7 +89,7 @@ export class SpeedLayerRepository {
       ttl,
       stored_at: storedAt,
     }));
-    await putAll(this.db, this.table, items, PARALLEL_BATCHES);
+    await this.writer.put(items);
     for (const m of measurements) this.noteLatest(m, ttl);
   }
 

@@ -83,6 +83,67 @@ export async function putAll(
   );
 }
 
+interface Waiting {
+  items: Record<string, unknown>[];
+  settle(error?: unknown): void;
+}
+
+/**
+ * Puts items for many callers (the shards of this instance) into one table, combining what does
+ * not fill a BatchWriteItem: each caller's full batches of 25 go at once, and the rest joins
+ * the other callers' rest. While one combined put is in flight the next gathers, so under load a
+ * few records read from each of 64 shards share calls instead of taking one each; with nothing
+ * in flight a caller's rest goes at once. A caller's promise settles when its own items are
+ * stored (or failed with the call that held them), never before.
+ */
+export class CombiningWriter {
+  private waiting: Waiting[] = [];
+  private sending = false;
+
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+    private readonly concurrency: number,
+    /** The item's key as text: items of one key from two callers are put once. */
+    private readonly keyOf: (item: Record<string, unknown>) => string,
+  ) {}
+
+  async put(items: Record<string, unknown>[]): Promise<void> {
+    const full = items.length - (items.length % BATCH_WRITE_MAX);
+    const writes: Promise<void>[] = [];
+    if (full > 0) writes.push(putAll(this.db, this.table, items.slice(0, full), this.concurrency));
+    if (full < items.length) writes.push(this.combine(items.slice(full)));
+    // Like runLimited: settle only when nothing started for this caller can still land.
+    const failure = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
+  }
+
+  private combine(items: Record<string, unknown>[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ items, settle: (error) => (error ? reject(error) : resolve()) });
+      if (!this.sending) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.sending = true;
+    while (this.waiting.length > 0) {
+      const group = this.waiting;
+      this.waiting = [];
+      const unique = new Map<string, Record<string, unknown>>();
+      for (const { items } of group) for (const item of items) unique.set(this.keyOf(item), item);
+      let error: unknown;
+      try {
+        await putAll(this.db, this.table, [...unique.values()], this.concurrency);
+      } catch (e) {
+        error = e ?? new Error('combined put failed');
+      }
+      for (const waiting of group) waiting.settle(error);
+    }
+    this.sending = false;
+  }
+}
+
 /** Reads the items of `keys` (consistently) with BatchGetItem, 100 a call, retrying UnprocessedKeys. */
 export async function getAll(
   db: DynamoDBDocumentClient,

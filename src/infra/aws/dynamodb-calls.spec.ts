@@ -1,0 +1,156 @@
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { CombiningWriter } from './dynamodb-calls';
+
+type Item = Record<string, unknown>;
+
+/** BatchWriteItem on a table in memory; each call can be held open, or failed, by the test. */
+class FakeTable {
+  readonly calls: string[][] = [];
+  readonly stored = new Set<string>();
+  private readonly held: { release(error?: Error): void }[] = [];
+  hold = false;
+
+  readonly db = {
+    send: async (command: {
+      input: { RequestItems: Record<string, { PutRequest: { Item: Item } }[]> };
+    }) => {
+      const items = command.input.RequestItems.t.map((r) => r.PutRequest.Item);
+      const ids = items.map((i) => String(i.id));
+      if (new Set(ids).size !== ids.length) throw new Error('ValidationException: duplicate keys');
+      this.calls.push(ids);
+      if (this.hold)
+        await new Promise<void>((resolve, reject) =>
+          this.held.push({ release: (error) => (error ? reject(error) : resolve()) }),
+        );
+      for (const id of ids) this.stored.add(id);
+      return { UnprocessedItems: {} };
+    },
+  } as unknown as DynamoDBDocumentClient;
+
+  /** Lets the oldest held call answer (or fail). */
+  release(error?: Error): void {
+    this.held.shift()!.release(error);
+  }
+
+  get inFlight(): number {
+    return this.held.length;
+  }
+}
+
+const items = (prefix: string, n: number): Item[] =>
+  Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}` }));
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+const settled = (p: Promise<void>) => {
+  const state = { done: false, error: undefined as unknown };
+  p.then(
+    () => (state.done = true),
+    (error: unknown) => {
+      state.done = true;
+      state.error = error;
+    },
+  );
+  return state;
+};
+
+describe('CombiningWriter', () => {
+  let table: FakeTable;
+  let writer: CombiningWriter;
+  beforeEach(() => {
+    table = new FakeTable();
+    writer = new CombiningWriter(table.db, 't', 16, (item) => String(item.id));
+  });
+
+  it('puts a lone caller at once, and the rests that gather behind a put in flight in one call', async () => {
+    table.hold = true;
+    const first = settled(writer.put(items('a', 3)));
+    await flush();
+    expect(table.calls).toEqual([['a0', 'a1', 'a2']]);
+
+    const others = ['b', 'c', 'd'].map((p) => settled(writer.put(items(p, 4))));
+    await flush();
+    expect(table.calls).toHaveLength(1);
+
+    table.release();
+    await flush();
+    expect(first).toEqual({ done: true, error: undefined });
+    expect(others.map((o) => o.done)).toEqual([false, false, false]);
+    expect(table.calls).toHaveLength(2);
+    expect(table.calls[1]).toHaveLength(12);
+
+    table.release();
+    await flush();
+    expect(others.map((o) => o.done)).toEqual([true, true, true]);
+    expect(table.stored.size).toBe(15);
+  });
+
+  it('sends full batches of 25 at once, not behind a combined put in flight; the caller settles when all of its items are stored', async () => {
+    table.hold = true;
+    void writer.put(items('a', 1));
+    await flush();
+    const big = settled(writer.put(items('b', 53)));
+    await flush();
+    // Two full batches went at once; the 3 left wait for the combined put in flight.
+    expect(table.calls.map((c) => c.length)).toEqual([1, 25, 25]);
+    table.release();
+    table.release();
+    table.release();
+    await flush();
+    expect(big.done).toBe(false);
+    expect(table.calls.map((c) => c.length)).toEqual([1, 25, 25, 3]);
+    table.release();
+    await flush();
+    expect(big).toEqual({ done: true, error: undefined });
+    expect(table.stored.size).toBe(54);
+  });
+
+  it('fails every caller of a failed combined put, and the next put works', async () => {
+    table.hold = true;
+    void writer.put(items('a', 1));
+    await flush();
+    const b = settled(writer.put(items('b', 2)));
+    const c = settled(writer.put(items('c', 2)));
+    table.release();
+    await flush();
+    table.release(new Error('throttled'));
+    await flush();
+    expect([b.error, c.error]).toEqual([new Error('throttled'), new Error('throttled')]);
+
+    table.hold = false;
+    await writer.put(items('b', 2));
+    expect(table.stored.has('b1')).toBe(true);
+  });
+
+  it('puts an item that two callers hold once in a combined call', async () => {
+    table.hold = true;
+    void writer.put(items('a', 1));
+    await flush();
+    const one = settled(writer.put([{ id: 'same' }, { id: 'x' }]));
+    const two = settled(writer.put([{ id: 'same' }]));
+    table.release();
+    await flush();
+    expect(table.calls[1].sort()).toEqual(['same', 'x']);
+    table.release();
+    await flush();
+    expect([one, two]).toEqual([
+      { done: true, error: undefined },
+      { done: true, error: undefined },
+    ]);
+  });
+
+  it('a caller whose full batch fails rejects only once its rest has settled too', async () => {
+    table.hold = true;
+    void writer.put(items('a', 1));
+    await flush();
+    const big = settled(writer.put(items('b', 26)));
+    await flush();
+    expect(table.inFlight).toBe(2);
+    table.release(); // a0
+    await flush();
+    table.release(new Error('full batch failed'));
+    await flush();
+    expect(big.done).toBe(false);
+    table.release();
+    await flush();
+    expect(big).toEqual({ done: true, error: new Error('full batch failed') });
+  });
+});
