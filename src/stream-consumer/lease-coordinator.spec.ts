@@ -239,8 +239,8 @@ class FakeLeaseStore implements LeaseStore {
 
 /**
  * The shard's commit path (ShardCommitRepository) on the same table, for checkpoints only: the
- * checkpoint is conditional on owner and epoch, as the transaction's lease update is, moves
- * leaseCounter as it does, and does not go through the coordinator.
+ * checkpoint is conditional on owner and epoch, as the transaction's lease update is, every
+ * commit moves leaseCounter as it does, and none goes through the coordinator.
  */
 class FakeCommitStore implements CommitStore {
   /** When set, the next commit waits for it before it lands. */
@@ -258,10 +258,10 @@ class FakeCommitStore implements CommitStore {
     this.gate = undefined;
     await land(gate);
     const stored = this.table.owned(lease.leaseKey, sent);
-    if (position === undefined) return [];
-    const checkpoint = position.sequenceNumber;
     stored.leaseCounter += 1;
     lease.leaseCounter += 1;
+    if (position === undefined) return [];
+    const checkpoint = position.sequenceNumber;
     stored.checkpoint = checkpoint;
     stored.ownerSwitchesSinceCheckpoint = 0;
     stored.stateChunks = plan.state.length;

@@ -44,7 +44,7 @@ interface Held {
   lease: Lease;
   worker: Worker;
   renewedAt: number;
-  /** `lease.leaseCounter` after the last renewal, or when a checkpoint was last seen to move it. */
+  /** `lease.leaseCounter` after the last renewal, or when a commit was last seen to move it. */
   counter: number;
   renewing?: Promise<void>;
 }
@@ -72,9 +72,9 @@ export interface LeaseView {
  * cycle loop heartbeats, reads the table, takes released or expired leases up to
  * ceil(active shards / live instances), else steals one from the most loaded instance. A child
  * shard is eligible only once every parent is checkpointed at SHARD_END. Renewals move
- * leaseCounter while checkpoints are fenced by leaseEpoch, so neither can break the other. A
- * checkpoint moves leaseCounter too: a lease whose worker checkpointed since the last renewal is
- * not renewed in that interval, so the counter still moves at least every two intervals
+ * leaseCounter while checkpoints are fenced by leaseEpoch, so neither can break the other. Every
+ * commit transaction moves leaseCounter too: a lease whose worker committed since the last renewal
+ * is not renewed in that interval, so the counter still moves at least every two intervals
  * (failover / 3, KCL's renewal pace) and a busy shard costs no renewal calls.
  */
 export class LeaseCoordinator {
@@ -182,7 +182,7 @@ export class LeaseCoordinator {
   }
 
   /**
-   * Renews every held lease at once, but one whose checkpoint moved its counter since the last
+   * Renews every held lease at once, but one whose commit moved its counter since the last
    * renewal; each renewal is bounded by renewTimeoutMs and affects only its own lease. A lease
    * taken by another instance is dropped; one that could not be renewed stays held: its worker's
    * writes are fenced in the table, so it learns of a loss there.
@@ -228,7 +228,7 @@ export class LeaseCoordinator {
 
   private renew(h: Held): Promise<void> {
     if (!h.renewing && h.lease.leaseCounter !== h.counter) {
-      // A checkpoint moved the counter within the last interval: that was the renewal.
+      // A commit moved the counter within the last interval: that was the renewal.
       h.counter = h.lease.leaseCounter;
       h.renewedAt = this.now();
       return Promise.resolve();

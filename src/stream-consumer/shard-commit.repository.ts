@@ -59,7 +59,7 @@ export class ShardCommitRepository implements CommitStore {
     }));
     const last =
       checkpoint === undefined
-        ? [this.leases.ownershipCheck(lease)]
+        ? [this.leases.ownershipRenewal(lease)]
         : this.leases.checkpointItems(lease, checkpoint, plan.state);
     let room = MAX_ITEMS - last.length;
     let bytes = MAX_BYTES - last.reduce((sum, item) => sum + bytesOf(item), 0);
@@ -72,7 +72,7 @@ export class ShardCommitRepository implements CommitStore {
     const early = results.slice(0, split);
     for (let i = 0; i < early.length; i += MAX_ITEMS - 1) {
       const group = early.slice(i, i + MAX_ITEMS - 1);
-      const refused = await this.transact(lease, [this.leases.ownershipCheck(lease)], group);
+      const refused = await this.transact(lease, [this.leases.ownershipRenewal(lease)], group);
       if (refused.length > 0) return refused;
     }
     const refused = await this.transact(lease, last, results.slice(split));
@@ -81,7 +81,7 @@ export class ShardCommitRepository implements CommitStore {
     return refused;
   }
 
-  /** `fixed[0]` fences the transaction on the lease; the results follow the fixed items. */
+  /** `fixed[0]` fences the transaction on the lease and renews it; the results follow. */
   private async transact(
     lease: Lease,
     fixed: TransactItem[],
@@ -93,6 +93,8 @@ export class ShardCommitRepository implements CommitStore {
           TransactItems: [...fixed, ...results.map((r) => r.item)],
         }),
       );
+      // `fixed[0]` moved the lease's counter: the owner's copy follows, for the coordinator.
+      lease.leaseCounter += 1;
       return [];
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;

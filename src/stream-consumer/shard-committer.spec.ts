@@ -6,7 +6,7 @@ import { parseWindowSizes } from '../domain/windows';
 import { Measurement, normaliseMeasurement } from '../domain/measurement';
 import { MetricsService } from '../metrics/metrics.service';
 import { Lease, LeaseLostError } from './lease.repository';
-import { Retry, ShardCommitter } from './shard-committer';
+import { CHECKPOINT_INTERVAL_MS, Retry, ShardCommitter } from './shard-committer';
 import { FakeTables, tableAdmits } from './testing/fake-tables';
 
 const SHARD = 'shardId-000000000000';
@@ -78,13 +78,14 @@ class Writer {
     this.position += batch.length;
   }
 
-  async commit(force: boolean, caughtUp = false): Promise<void> {
+  /** Without `checkpointNow`, a commit that is not forced writes results only (a busy shard). */
+  async commit(force: boolean, caughtUp = false, checkpointNow = false): Promise<void> {
     if (this.lost) return;
     try {
       this.now += 1;
       const position =
         this.position === 0 ? undefined : { sequenceNumber: String(this.position - 1) };
-      await this.committer.commit(position, { caughtUp, force }, once);
+      await this.committer.commit(position, { caughtUp, force, checkpointNow }, once);
     } catch (error) {
       if (!(error instanceof LeaseLostError)) throw error;
       this.lost = true;
@@ -149,7 +150,11 @@ describe('ShardCommitter', () => {
     );
     writer.aggregation.add([measurement(1, 0, 1000, 10)], T0);
     expect(
-      await committer.commit({ sequenceNumber: '1' }, { caughtUp: false, force: false }, once),
+      await committer.commit(
+        { sequenceNumber: '1' },
+        { caughtUp: false, force: false, checkpointNow: true },
+        once,
+      ),
     ).toBe(true);
     expect(events).toEqual(['flush', 'commit 1 2 true']);
     expect(tables.checkpointOf(SHARD)).toBe('1');
@@ -157,6 +162,27 @@ describe('ShardCommitter', () => {
     expect(
       await committer.commit({ sequenceNumber: '1' }, { caughtUp: false, force: true }, once),
     ).toBe(false);
+  });
+
+  it('a busy shard writes its results every flush but checkpoints with its state only every CHECKPOINT_INTERVAL_MS, an idle one at once', async () => {
+    const tables = new FakeTables();
+    const writer = await Writer.take(tables, 'a');
+    const records = [0, 1, 2, 3].map((i) => measurement(i, 0, 1000 + i, 10 + i));
+    const stateWrites = () => tables.log.filter((l) => l.startsWith('checkpoint')).length;
+    writer.process(records, 2);
+    await writer.commit(false);
+    expect(tables.aggregates.size).toBeGreaterThan(0);
+    expect(tables.checkpointOf(SHARD)).toBeUndefined();
+    writer.now += CHECKPOINT_INTERVAL_MS;
+    writer.process(records, 1);
+    await writer.commit(false);
+    expect(tables.checkpointOf(SHARD)).toBe('2');
+    writer.process(records, 1);
+    await writer.commit(false);
+    expect(tables.checkpointOf(SHARD)).toBe('2');
+    await writer.commit(false, true, true);
+    expect(tables.checkpointOf(SHARD)).toBe('3');
+    expect(stateWrites()).toBe(2);
   });
 
   it('a window the table already holds as final is forgotten, its extra records are late, and the checkpoint still lands', async () => {
@@ -175,7 +201,7 @@ describe('ShardCommitter', () => {
     const metrics = new MetricsService();
     const aggregation = writer.aggregation as unknown as { metrics: MetricsService };
     aggregation.metrics = metrics;
-    await writer.commit(false);
+    await writer.commit(false, false, true);
     expect(tables.checkpointOf(SHARD)).toBe('2');
     expect(tables.aggregates.get(`city-0|1m#${oneMinute.window_start}`)).toMatchObject({
       record_count: 2,

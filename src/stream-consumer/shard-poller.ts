@@ -196,8 +196,9 @@ export class ShardPoller {
           this.state = 'ended';
           return;
         }
-        const caughtUp = page.records.length === 0 || page.millisBehindLatest === 0;
-        this.startCommit(caughtUp);
+        // An empty read checkpoints at once; a busy shard every few seconds (see ShardCommitter).
+        const idle = page.records.length === 0;
+        this.startCommit({ caughtUp: idle || page.millisBehindLatest === 0, checkpointNow: idle });
         await this.pause(started, page.records.length === 0);
       }
       await this.committed();
@@ -247,9 +248,9 @@ export class ShardPoller {
    * Commits what was processed in the background, so the next read overlaps it. Nothing touches
    * the window state until `committed()` has waited for it.
    */
-  private startCommit(caughtUp: boolean): void {
+  private startCommit(options: { caughtUp: boolean; checkpointNow: boolean }): void {
     this.committing = this.committer
-      .commit(this.processed, { caughtUp, force: false }, this.retry)
+      .commit(this.processed, { ...options, force: false }, this.retry)
       .then(
         () => undefined,
         (error: unknown) => void (this.commitFailure = { error }),
@@ -316,7 +317,11 @@ export class ShardPoller {
     const units = userRecords(records, this.position);
     for (let i = 0; i < units.length; i += this.timing.recordsPerStep) {
       if (i > 0) {
-        await this.committer.commit(this.processed, { caughtUp: false, force: false }, this.retry);
+        await this.committer.commit(
+          this.processed,
+          { caughtUp: false, force: false, checkpointNow: true },
+          this.retry,
+        );
         if (this.stopped) return false;
       }
       await this.processStep(units.slice(i, i + this.timing.recordsPerStep));
