@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { parseArgs } from 'node:util';
 import { WindowedShardAggregation } from '../aggregation/shard-aggregation';
+import { loadConfig } from '../config/app.config';
 import { normaliseMeasurement } from '../domain/measurement';
 import { parseWindowSizes } from '../domain/windows';
 import { MetricsService } from '../metrics/metrics.service';
@@ -9,10 +10,11 @@ import { STATE_CHUNK_BYTES } from '../stream-consumer/lease.repository';
 /**
  * `npm run state-size -- --rate R [--cities N] [--windows 5m,1h]`: what one shard's checkpoint
  * carries once its windows are full. The bench's steps are too short to fill a 5-minute window;
- * this feeds one shard's aggregation R records/s of event time, committing every second as the
- * consumer does, first for the longest window plus the allowed lateness, then for one more such
- * window, over which it reports the window state per checkpoint (mean and peak) and the CPU of
- * sealing it (JSON and gzip). No emulators: the aggregation alone.
+ * this feeds one shard's aggregation R records/s of event time, sealing a checkpoint every second,
+ * first for the longest window plus the allowed lateness, then for one more such window, over
+ * which it reports the window state per checkpoint (mean and peak) and the CPU of sealing it (JSON
+ * and gzip). The other AGGREGATION_* settings come from the environment, as for the service. No
+ * emulators: the aggregation alone.
  */
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -26,14 +28,7 @@ async function main(): Promise<void> {
   const rate = Number(values.rate);
   const cities = Number(values.cities);
   const sizes = parseWindowSizes(String(values.windows));
-  const settings = {
-    sizes,
-    outOfOrdernessMs: 5000,
-    allowedLatenessMs: 30_000,
-    idleMs: 10_000,
-    maxOpenWindows: 20_000,
-    flushMs: 1000,
-  };
+  const settings = { ...loadConfig(process.env).aggregation, sizes };
   const metrics = new MetricsService();
   const aggregation = new WindowedShardAggregation(
     'shardId-000000000000',
