@@ -59,6 +59,12 @@ describe('CombiningWriter', () => {
     table = new FakeTable();
     writer = new CombiningWriter(table.db, 't', 16, (item) => String(item.id));
   });
+  /** Holds every call from now on, and leaves one combined put (of `a0`) in flight. */
+  const oneCombinedPutInFlight = async () => {
+    table.hold = true;
+    void writer.put(items('a', 1));
+    await flush();
+  };
 
   it('puts a lone caller at once, and the rests that gather behind a put in flight in one call', async () => {
     table.hold = true;
@@ -84,9 +90,7 @@ describe('CombiningWriter', () => {
   });
 
   it('sends full batches of 25 at once, not behind a combined put in flight; the caller settles when all of its items are stored', async () => {
-    table.hold = true;
-    void writer.put(items('a', 1));
-    await flush();
+    await oneCombinedPutInFlight();
     const big = settled(writer.put(items('b', 53)));
     await flush();
     // Two full batches went at once; the 3 left wait for the combined put in flight.
@@ -104,9 +108,7 @@ describe('CombiningWriter', () => {
   });
 
   it('fails every caller of a failed combined put, and the next put works', async () => {
-    table.hold = true;
-    void writer.put(items('a', 1));
-    await flush();
+    await oneCombinedPutInFlight();
     const b = settled(writer.put(items('b', 2)));
     const c = settled(writer.put(items('c', 2)));
     table.release();
@@ -121,9 +123,7 @@ describe('CombiningWriter', () => {
   });
 
   it('puts an item that two callers hold once in a combined call', async () => {
-    table.hold = true;
-    void writer.put(items('a', 1));
-    await flush();
+    await oneCombinedPutInFlight();
     const one = settled(writer.put([{ id: 'same' }, { id: 'x' }]));
     const two = settled(writer.put([{ id: 'same' }]));
     table.release();
@@ -138,9 +138,7 @@ describe('CombiningWriter', () => {
   });
 
   it('a caller whose full batch fails rejects only once its rest has settled too', async () => {
-    table.hold = true;
-    void writer.put(items('a', 1));
-    await flush();
+    await oneCombinedPutInFlight();
     const big = settled(writer.put(items('b', 26)));
     await flush();
     expect(table.inFlight).toBe(2);
