@@ -34,6 +34,9 @@ export type PageKey = { city_id: string; sk: string };
 /** A measurement's place in its city's history: event time, then message id. */
 export const eventKey = (m: Measurement) => `${m.timestamp}#${m.message_id}`;
 
+/** A realtime item's key (partition and sort key) as one string. */
+const itemKey = (cityId: string, sk: string) => `${cityId}\u0000${sk}`;
+
 function stripItem(item: Record<string, unknown>): Measurement {
   const { sk: _sk, ttl: _ttl, stored_at: _storedAt, ...measurement } = item;
   return measurement as unknown as Measurement;
@@ -64,11 +67,8 @@ export class SpeedLayerRepository {
   ) {
     this.table = config.tables.realtime;
     this.ttlSeconds = config.speedLayer.ttlHours * 3600;
-    this.writer = new CombiningWriter(
-      db,
-      this.table,
-      PARALLEL_BATCHES,
-      (item) => `${item.city_id as string}\u0000${item.sk as string}`,
+    this.writer = new CombiningWriter(db, this.table, PARALLEL_BATCHES, (item) =>
+      itemKey(item.city_id as string, item.sk as string),
     );
   }
 
@@ -81,7 +81,7 @@ export class SpeedLayerRepository {
     const storedAt = Date.now();
     const ttl = Math.floor(storedAt / 1000) + this.ttlSeconds;
     const unique = new Map<string, Measurement>();
-    for (const m of measurements) unique.set(`${m.city_id}\u0000${eventKey(m)}`, m);
+    for (const m of measurements) unique.set(itemKey(m.city_id, eventKey(m)), m);
     // stored_at (internal): when the speed layer got it, for latency and ordering checks.
     const items = [...unique.values()].map((m) => ({
       ...m,
