@@ -1,6 +1,7 @@
 /**
  * What each AWS SDK command of the service needs from IAM. `deploy/speed-layer-stack.spec.ts` scans
- * `src/` for `new XxxCommand(` and fails on a command missing here, so every new SDK call gets a
+ * `src/` for `new XxxCommand(` (and `kinesisDirectCall('Xxx'`, a call sent without the SDK's
+ * command class) and fails on a command missing here, so every new SDK call gets a
  * decided permission, and on an entry no longer called, so no permission outlives its call.
  */
 

@@ -17,13 +17,17 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** The SDK commands the given files construct: `new XxxCommand(`. */
+/**
+ * The SDK commands the given files construct, `new XxxCommand(`, and the operations they send
+ * without the SDK's command classes, `kinesisDirectCall('Xxx'` (named as the command would be).
+ */
 function commandsIn(files: string[]): Set<string> {
   const commands = new Set<string>();
   for (const file of files) {
-    for (const match of fs.readFileSync(file, 'utf8').matchAll(/\bnew\s+(\w+Command)\s*\(/g)) {
-      commands.add(match[1]);
-    }
+    const text = fs.readFileSync(file, 'utf8');
+    for (const match of text.matchAll(/\bnew\s+(\w+Command)\s*\(/g)) commands.add(match[1]);
+    for (const match of text.matchAll(/\bkinesisDirectCall\(\s*'(\w+)'/g))
+      commands.add(`${match[1]}Command`);
   }
   return commands;
 }
