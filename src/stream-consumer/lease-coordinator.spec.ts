@@ -105,7 +105,11 @@ class FakeLeaseStore implements LeaseStore {
     };
   }
 
+  /** Every create call, in order, whether the lease existed or not. */
+  readonly creates: string[] = [];
+
   async create(shardId: string, parentShardIds: string[]): Promise<void> {
+    this.creates.push(shardId);
     if (this.leases.has(shardId)) return;
     this.leases.set(shardId, {
       leaseKey: shardId,
@@ -1042,6 +1046,28 @@ describe('LeaseCoordinator', () => {
     expect(store.countOwnedBy('A')).toBe(2);
     expect(store.countOwnedBy('B')).toBe(2);
     expect([...a.running(), ...b.running()].sort()).toEqual(ALL);
+  });
+
+  it('discovery creates only the leases the last scan did not see: none again for known shards, one for each new shard', async () => {
+    const shards = copy(FOUR_SHARDS);
+    const a = instance(store, clock, 'A', shards);
+    await a.cycle();
+    expect(store.creates.sort()).toEqual(ALL);
+
+    clock.advance(DISCOVERY_MS);
+    await a.cycle();
+    expect(a.listShards).toHaveBeenCalledTimes(2);
+    expect(store.creates).toHaveLength(ALL.length);
+
+    // A split: two children of shardId-3 appear in ListShards.
+    shards.push(
+      { shardId: 'shardId-4', parentShardIds: ['shardId-3'] },
+      { shardId: 'shardId-5', parentShardIds: ['shardId-3'] },
+    );
+    clock.advance(DISCOVERY_MS);
+    await a.cycle();
+    expect(store.creates.slice(ALL.length)).toEqual(['shardId-4', 'shardId-5']);
+    expect(store.leases.get('shardId-4')?.parentShardIds).toEqual(['shardId-3']);
   });
 
   it('status() reports the live instances and the owner of every lease', async () => {

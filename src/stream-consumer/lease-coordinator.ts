@@ -222,7 +222,9 @@ export class LeaseCoordinator {
 
   private async discover(): Promise<void> {
     const shards = await this.options.listShards();
-    for (const shard of shards)
+    // A lease the last scan saw needs no create: it would be a conditional put the table refuses.
+    const known = new Set(this.view.map((l) => l.shardId));
+    for (const shard of shards.filter((s) => !known.has(s.shardId)))
       await this.store.create(shard.shardId, shard.parentShardIds, shard.hashRange);
   }
 
