@@ -18,6 +18,7 @@ const TIMING: PollerTiming = {
   minPollIntervalMs: 0,
   idleDelayMs: 1,
   idleAfterMs: 0,
+  idlePhaseMs: 0,
   recordsPerStep: 1000,
   stopCommitAttempts: 3,
   stopCommitBudgetMs: 1000,
@@ -675,9 +676,11 @@ describe('ShardPoller', () => {
   describe('the read pace', () => {
     afterEach(() => jest.useRealTimers());
 
-    /** Runs a poller on fake time whose first read holds a record; the reads' times. */
-    function pacedPoller() {
-      jest.useFakeTimers({ now: 0 });
+    /**
+     * Runs a poller on fake time whose first read holds a record, from `startAt`; the reads'
+     * times. Call jest.useFakeTimers first.
+     */
+    function pacedPoller(timing: Partial<PollerTiming> = {}) {
       const readAt: number[] = [];
       const first = pagesOf([[valid('1')]]);
       const { poller } = setup({
@@ -685,33 +688,58 @@ describe('ShardPoller', () => {
           readAt.push(Date.now());
           return first(iterator, readNumber);
         },
-        timing: { minPollIntervalMs: 250, idleDelayMs: 5000, idleAfterMs: 1000 },
+        timing: { minPollIntervalMs: 250, idleDelayMs: 5000, idleAfterMs: 1000, ...timing },
       });
-      return { poller, readAt, run: poller.run() };
+      return { poller, readAt, run: () => poller.run() };
     }
 
-    it('keeps the busy pace while records come or for idleAfterMs after, then reads once per idle interval', async () => {
-      const { poller, readAt, run } = pacedPoller();
+    /** One paced poller started at time 0. */
+    function startedPoller() {
+      jest.useFakeTimers({ now: 0 });
+      const paced = pacedPoller();
+      return { ...paced, run: paced.run() };
+    }
+
+    it('keeps the busy pace while records come or for idleAfterMs after, then reads on the idle beat, once per idle interval', async () => {
+      const { poller, readAt, run } = startedPoller();
       await jest.advanceTimersByTimeAsync(12_000);
       poller.stop();
       await run;
-      // Empty since 250 ms: idle from the read at 1,250 ms on.
-      expect(readAt).toEqual([0, 250, 500, 750, 1000, 1250, 6250, 11250]);
+      // Empty since 250 ms: idle from the read at 1,250 ms on, then on the beat (multiples of 5 s).
+      expect(readAt).toEqual([0, 250, 500, 750, 1000, 1250, 5000, 10000]);
+    });
+
+    it('idle shards that went idle at different times read together, on the beat of their phase', async () => {
+      jest.useFakeTimers({ now: 0 });
+      const a = pacedPoller({ idlePhaseMs: 700 });
+      const b = pacedPoller({ idlePhaseMs: 700 });
+      const runA = a.run();
+      await jest.advanceTimersByTimeAsync(1900);
+      const runB = b.run();
+      await jest.advanceTimersByTimeAsync(14_000);
+      a.poller.stop();
+      b.poller.stop();
+      await Promise.all([runA, runB]);
+      // A idle from 1,250 ms, B (started at 1,900 ms) from 3,150 ms: both then read at 5,700,
+      // 10,700 and 15,700 ms, the beat of phase 700 ms.
+      expect(a.readAt.slice(5)).toEqual([1250, 5700, 10700, 15700]);
+      expect(b.readAt.slice(5)).toEqual([3150, 5700, 10700, 15700]);
     });
 
     it('reads at once when woken while idle, then keeps the busy pace until idle again', async () => {
-      const { poller, readAt, run } = pacedPoller();
+      const { poller, readAt, run } = startedPoller();
       await jest.advanceTimersByTimeAsync(3000);
       expect(readAt.at(-1)).toBe(1250);
       poller.wake();
       await jest.advanceTimersByTimeAsync(2000);
       poller.stop();
       await run;
-      expect(readAt.slice(6)).toEqual([3000, 3250, 3500, 3750, 4000]);
+      // Idle again from the read at 4,000 ms: the next is on the beat.
+      expect(readAt.slice(6)).toEqual([3000, 3250, 3500, 3750, 4000, 5000]);
     });
 
     it('never reads sooner than the busy pace after the last read, woken or not', async () => {
-      const { poller, readAt, run } = pacedPoller();
+      const { poller, readAt, run } = startedPoller();
       await jest.advanceTimersByTimeAsync(1300);
       expect(readAt.at(-1)).toBe(1250);
       poller.wake();

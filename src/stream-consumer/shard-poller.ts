@@ -39,11 +39,16 @@ export interface PollerTiming {
   /** Minimum time between two GetRecords calls on one shard (5 calls/s on AWS). */
   minPollIntervalMs: number;
   /**
-   * Time from the start of a read to the next one once the shard is idle: empty for
-   * `idleAfterMs`. A wake (records just put on the shard by this process) ends it early.
+   * Once the shard is idle (empty for `idleAfterMs`), it is read once per this interval, on a beat
+   * that every idle shard of the process shares: the clock's multiples of it, shifted by
+   * `idlePhaseMs`. Their reads go out together and the process wakes once for them, not once per
+   * shard. A wake (records just put on the shard by this process) ends the wait early.
    */
   idleDelayMs: number;
   idleAfterMs: number;
+  /** Where the idle beat falls in each interval: chosen at random per process, so that the
+   * instances of a deployment do not all read their idle shards at the same moment. */
+  idlePhaseMs: number;
   /** User records processed between two chances to commit (KPL aggregates hold thousands). */
   recordsPerStep: number;
   /** Tries of the last commit when the poller is stopped (the shutdown has a deadline)… */
@@ -56,6 +61,7 @@ export const DEFAULT_TIMING: PollerTiming = {
   minPollIntervalMs: 200,
   idleDelayMs: 1000,
   idleAfterMs: 10_000,
+  idlePhaseMs: 0,
   recordsPerStep: 1000,
   stopCommitAttempts: 3,
   stopCommitBudgetMs: 10_000,
@@ -223,19 +229,20 @@ export class ShardPoller {
 
   /**
    * Paces reads to the per-shard call rate from the start of the last one; once the shard has
-   * been empty for `idleAfterMs`, to the idle delay, which a wake ends early.
+   * been empty for `idleAfterMs`, to the next idle beat, which a wake ends early.
    */
   private async pause(started: number, empty: boolean): Promise<void> {
-    const { minPollIntervalMs: busy, idleDelayMs, idleAfterMs } = this.timing;
+    const { minPollIntervalMs: busy, idleDelayMs, idleAfterMs, idlePhaseMs } = this.timing;
     const now = Date.now();
     this.emptySince = empty ? (this.emptySince ?? now) : undefined;
     const idle = this.emptySince !== undefined && now - this.emptySince >= idleAfterMs;
     if (!idle) return sleep(busy - (now - started), this.abort.signal);
+    const sinceBeat = (((now - idlePhaseMs) % idleDelayMs) + idleDelayMs) % idleDelayMs;
     const woken = new AbortController();
     this.endIdlePause = () => woken.abort();
     try {
       await sleep(
-        Math.max(busy, idleDelayMs) - (now - started),
+        Math.max(busy - (now - started), idleDelayMs - sinceBeat),
         AbortSignal.any([this.abort.signal, woken.signal]),
       );
     } finally {

@@ -28,6 +28,8 @@ import {
 
 const DISCOVERY_INTERVAL_MS = 10_000;
 const RETRY_BASE_MS = 100;
+/** This process's idle beat, as a fraction of the idle interval (see PollerTiming.idlePhaseMs). */
+const IDLE_PHASE = Math.random();
 
 export type ShardWorkerFactory = (lease: Lease) => Worker;
 
@@ -61,6 +63,7 @@ export function timingFor(consumer: AppConfig['consumer']): PollerTiming {
     ...DEFAULT_TIMING,
     minPollIntervalMs: Math.ceil(1000 / consumer.readsPerSecond),
     idleDelayMs: consumer.idleReadIntervalMs,
+    idlePhaseMs: IDLE_PHASE * consumer.idleReadIntervalMs,
   };
 }
 
