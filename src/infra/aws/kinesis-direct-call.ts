@@ -24,6 +24,28 @@ interface Target {
   signer: SignatureV4;
 }
 
+/**
+ * The error of a refused call, named as the SDK names it: from the body's `__type` (without its
+ * namespace), else the `x-amzn-errortype` header; a body that is not JSON (a proxy's error page)
+ * gives `UnknownError` with the status.
+ */
+export function serviceError(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  text: string,
+): ServiceError {
+  let parsed: { __type?: string; message?: string; Message?: string } = {};
+  try {
+    parsed = text ? (JSON.parse(text) as typeof parsed) : {};
+  } catch {
+    // Not JSON: named from the header or the status below.
+  }
+  const type = parsed.__type ?? headers['x-amzn-errortype'];
+  const name = typeof type === 'string' ? type.split('#').pop()!.split(':')[0] : 'UnknownError';
+  const message = parsed.message ?? parsed.Message ?? `HTTP ${status}: ${text.slice(0, 200)}`;
+  return new ServiceError(name, message, status);
+}
+
 async function body(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
@@ -47,7 +69,12 @@ export class KinesisDirectCall<Input extends object, Output> {
   ) {}
 
   async send(input: Input): Promise<Output> {
-    const { signer, ...where } = await (this.target ??= this.resolve());
+    // Resolved once; a failure (a region or endpoint provider that failed) is tried again next call.
+    this.target ??= this.resolve().catch((error: unknown) => {
+      this.target = undefined;
+      throw error;
+    });
+    const { signer, ...where } = await this.target;
     const payload = JSON.stringify(input);
     const config = this.kinesis.config;
     const request = await signer.sign(
@@ -68,15 +95,7 @@ export class KinesisDirectCall<Input extends object, Output> {
     const handler = config.requestHandler as NodeHttpHandler;
     const { response } = await handler.handle(request as Parameters<NodeHttpHandler['handle']>[0]);
     const text = await body(response.body as Readable);
-    if (response.statusCode >= 300) {
-      const parsed = (text ? JSON.parse(text) : {}) as { __type?: string; message?: string };
-      const type = parsed.__type ?? String(response.headers['x-amzn-errortype'] ?? 'UnknownError');
-      throw new ServiceError(
-        type.split('#').pop()!.split(':')[0],
-        parsed.message ?? `HTTP ${response.statusCode}`,
-        response.statusCode,
-      );
-    }
+    if (response.statusCode >= 300) throw serviceError(response.statusCode, response.headers, text);
     return JSON.parse(text) as Output;
   }
 

@@ -1,0 +1,117 @@
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { createServer, IncomingHttpHeaders, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { createKinesisClient } from './aws-clients';
+import { kinesisDirectCall, serviceError } from './kinesis-direct-call';
+
+/** A stub Kinesis endpoint: records each request, answers what `answer` says. */
+async function stub(
+  answer: () => { status: number; headers?: Record<string, string>; body: string },
+) {
+  const requests: { headers: IncomingHttpHeaders; body: string }[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      requests.push({ headers: req.headers, body: Buffer.concat(chunks).toString() });
+      const a = answer();
+      res.writeHead(a.status, { 'content-type': 'application/x-amz-json-1.1', ...a.headers });
+      res.end(a.body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, requests, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+describe('kinesisDirectCall', () => {
+  let kinesis: KinesisClient;
+  afterEach(() => kinesis?.destroy());
+
+  const client = (endpoint: string) =>
+    (kinesis = createKinesisClient({
+      region: 'eu-west-1',
+      kinesis: endpoint,
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+    }));
+
+  it('sends the operation as signed JSON 1.1 for kinesis in the client region, and returns the JSON answer', async () => {
+    const server = await stub(() => ({
+      status: 200,
+      body: '{"Records":[],"MillisBehindLatest":0}',
+    }));
+    try {
+      const call = kinesisDirectCall<{ ShardIterator: string; Limit: number }, unknown>(
+        'GetRecords',
+        client(server.url),
+      );
+      await expect(call.send({ ShardIterator: 'it-1', Limit: 5 })).resolves.toEqual({
+        Records: [],
+        MillisBehindLatest: 0,
+      });
+      const [{ headers, body }] = server.requests;
+      expect(JSON.parse(body)).toEqual({ ShardIterator: 'it-1', Limit: 5 });
+      expect(headers['x-amz-target']).toBe('Kinesis_20131202.GetRecords');
+      expect(headers['content-type']).toBe('application/x-amz-json-1.1');
+      expect(headers['content-length']).toBe(String(Buffer.byteLength(body)));
+      expect(headers['x-amz-date']).toMatch(/^\d{8}T\d{6}Z$/);
+      const authorization = String(headers.authorization);
+      expect(authorization).toMatch(
+        /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/kinesis\/aws4_request, /,
+      );
+      const signed = /SignedHeaders=([^,]+)/.exec(authorization)![1].split(';');
+      expect(signed).toEqual(
+        expect.arrayContaining(['content-type', 'host', 'x-amz-date', 'x-amz-target']),
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('names a refused call as the SDK does: the type without its namespace, else the header, else UnknownError', async () => {
+    const answers = [
+      {
+        status: 400,
+        body: '{"__type":"com.amazonaws.kinesis.v20131202#ExpiredIteratorException","message":"Iterator expired"}',
+      },
+      {
+        status: 400,
+        headers: { 'x-amzn-errortype': 'ProvisionedThroughputExceededException:http://x' },
+        body: '',
+      },
+      { status: 502, body: '<html>Bad Gateway</html>' },
+    ];
+    let next = 0;
+    const server = await stub(() => answers[next++]);
+    try {
+      const call = kinesisDirectCall<object, unknown>('GetRecords', client(server.url));
+      const failure = () =>
+        call.send({}).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      expect(await failure()).toMatchObject({
+        name: 'ExpiredIteratorException',
+        message: 'Iterator expired',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      });
+      expect(await failure()).toMatchObject({ name: 'ProvisionedThroughputExceededException' });
+      expect(await failure()).toMatchObject({
+        name: 'UnknownError',
+        message: 'HTTP 502: <html>Bad Gateway</html>',
+        $fault: 'server',
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('reads an error message spelled Message too', () => {
+    expect(serviceError(500, {}, '{"__type":"InternalFailure","Message":"boom"}')).toMatchObject({
+      name: 'InternalFailure',
+      message: 'boom',
+      $fault: 'server',
+    });
+  });
+});
