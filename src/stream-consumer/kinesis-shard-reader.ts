@@ -4,7 +4,7 @@ import {
   ListShardsCommand,
   Shard,
 } from '@aws-sdk/client-kinesis';
-import { kinesisDirectCall } from '../infra/aws/kinesis-direct-call';
+import { KinesisDirectCall, kinesisDirectCall } from '../infra/aws/kinesis-direct-call';
 import { Checkpoint } from './lease.repository';
 import { StreamRecord } from './record-decoder';
 import { ShardReader } from './shard-poller';
@@ -26,8 +26,9 @@ interface GetRecordsAnswer {
 /** ShardReader on the Kinesis API; streams are addressed by name (kinesalite knows no ARNs). */
 export class KinesisShardReader implements ShardReader {
   // The hottest call of the service (every shard, several times a second): sent directly.
-  private readonly getRecords: ReturnType<
-    typeof kinesisDirectCall<{ ShardIterator: string; Limit: number }, GetRecordsAnswer>
+  private readonly getRecords: KinesisDirectCall<
+    { ShardIterator: string; Limit: number },
+    GetRecordsAnswer
   >;
 
   constructor(

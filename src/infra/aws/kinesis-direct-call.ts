@@ -102,19 +102,21 @@ export class KinesisDirectCall<Input extends object, Output> {
   private async resolve(): Promise<Target> {
     const config = this.kinesis.config;
     const region = await config.region();
-    const endpoint = config.isCustomEndpoint ? await config.endpoint!() : undefined;
-    const url = endpoint
-      ? undefined
-      : config.endpointProvider({
-          Region: region,
-          UseFIPS: await config.useFipsEndpoint(),
-          UseDualStack: await config.useDualstackEndpoint(),
-        }).url;
+    // A configured endpoint, else the one the client's endpoint rules give for the region.
+    const { protocol, hostname, port, path } = config.isCustomEndpoint
+      ? await config.endpoint!()
+      : config.urlParser(
+          config.endpointProvider({
+            Region: region,
+            UseFIPS: await config.useFipsEndpoint(),
+            UseDualStack: await config.useDualstackEndpoint(),
+          }).url,
+        );
     return {
-      protocol: endpoint?.protocol ?? url!.protocol,
-      hostname: endpoint?.hostname ?? url!.hostname,
-      port: endpoint?.port ?? (url!.port ? Number(url!.port) : undefined),
-      path: endpoint?.path ?? url!.pathname,
+      protocol,
+      hostname,
+      port,
+      path,
       signer: new SignatureV4({
         service: 'kinesis',
         region,
