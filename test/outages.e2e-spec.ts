@@ -1,6 +1,7 @@
 import { DynamoDBClient, ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createHash } from 'node:crypto';
+import { createKinesisClient } from '../src/infra/aws/aws-clients';
 import { FreezableProxy, startFreezableProxy } from './support/freezable-proxy';
 import { allFinal, compareWithOracle, dataset, putOnStream, Sent } from './support/oracle';
 import { waitUntilConsumed } from './support/stream';
@@ -8,8 +9,8 @@ import { eventually, isolatedEnv, startApp, TestApp } from './support/test-app';
 
 /**
  * SPEC §3 "Outages stall, never discard", against the real emulators: a table made unavailable
- * (SDK middleware on the app's own client fails or delays every call that touches it) or a
- * DynamoDB that stops answering (a TCP proxy that holds every byte). Each table outage outlasts
+ * (SDK middleware on the app's own client fails or delays every call that touches it), or a
+ * DynamoDB or Kinesis that stops answering (a TCP proxy that holds every byte). Each table outage outlasts
  * the old retry budget (10 tries, then every record dead-lettered as processing_error) three
  * times over: at least 30 failed calls, 12 s, and more than 10 failed tries on every shard, with
  * the back-off capped at 300 ms. Meanwhile the shards report themselves stalled; afterwards every
@@ -508,6 +509,44 @@ describe('outages stall, never discard (SPEC §3; real emulators)', () => {
       await expectStalledInMetrics(app, stalled);
       expect(await allRetries(app)).toBeGreaterThan(0);
       expect(await dlqDirect()).toEqual([]);
+
+      proxy.thaw();
+      await expectExactAfterRecovery(app, sent);
+    } finally {
+      proxy.thaw();
+      await t?.close();
+      await proxy.close();
+      direct.destroy();
+    }
+  }, 180_000);
+
+  it('Kinesis frozen (a proxy holds every byte): reads time out instead of hanging, the shards stall on TimeoutError, and after the thaw the data is exact', async () => {
+    // GetRecords is sent without the SDK's command stack (kinesis-direct-call.ts): it must time
+    // out on the client's handler as the SDK's own calls do.
+    const proxy: FreezableProxy = await startFreezableProxy(process.env.E2E_KINESIS_ENDPOINT!);
+    // The test puts its records straight on the emulator while the app's Kinesis is frozen.
+    const direct = createKinesisClient({
+      region: 'us-east-1',
+      kinesis: process.env.E2E_KINESIS_ENDPOINT,
+      credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' },
+    });
+    let t: TestApp | undefined;
+    try {
+      t = await startApp(env({ AWS_ENDPOINT_URL_KINESIS: proxy.url }));
+      const app = t;
+      const sent = recordsFor('out-kfrozen');
+      await bothShardsPolling(app);
+
+      proxy.freeze();
+      await putOnStream({ ...app, kinesis: direct }, [...sent, ...sent.slice(0, 40)]);
+
+      const stalled = await stalledReadiness(
+        app,
+        (s) => s.stalled_on === 'GetRecords' && /TimeoutError/.test(s.last_error ?? ''),
+        'every shard stalled on a GetRecords TimeoutError while Kinesis is frozen',
+      );
+      await expectStalledInMetrics(app, stalled);
+      expect(await retries(app, 'GetRecords')).toBeGreaterThan(0);
 
       proxy.thaw();
       await expectExactAfterRecovery(app, sent);
