@@ -55,7 +55,7 @@ export class ShardCommitter {
     const moved = position !== undefined && !samePosition(position, positionOf(this.lease));
     const checkpointDue =
       options.force ||
-      options.checkpointNow === true ||
+      options.checkpointNow ||
       now - this.lastCheckpointAt >= CHECKPOINT_INTERVAL_MS;
     const checkpointing = flush && moved && checkpointDue;
     if (aggregates.length === 0 && !checkpointing) return false;

@@ -46,8 +46,10 @@ export interface PollerTiming {
    */
   idleDelayMs: number;
   idleAfterMs: number;
-  /** Where the idle beat falls in each interval: chosen at random per process, so that the
-   * instances of a deployment do not all read their idle shards at the same moment. */
+  /**
+   * Where the idle beat falls in each interval: chosen at random per process, so that the
+   * instances of a deployment do not all read their idle shards at the same moment.
+   */
   idlePhaseMs: number;
   /** User records processed between two chances to commit (KPL aggregates hold thousands). */
   recordsPerStep: number;
