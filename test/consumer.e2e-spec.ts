@@ -3,6 +3,7 @@ import { DeleteCommand, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { StreamConsumerService } from '../src/stream-consumer/stream-consumer.service';
 import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
 import { waitUntilConsumed } from './support/stream';
+import { injectWireFaults } from './support/wire-faults';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 
@@ -77,22 +78,16 @@ describe('the shard consumer (real emulators)', () => {
   });
 
   it('dead-letters as processing_error a record DynamoDB refuses, and one whose JSON nests too deep, storing the rest', async () => {
-    t.db.middlewareStack.add(
-      (next) => async (args) => {
-        const input = args.input as {
-          RequestItems?: Record<string, { PutRequest?: { Item?: Record<string, unknown> } }[]>;
-        };
-        const items = input.RequestItems?.[t.config.tables.realtime] ?? [];
-        if (items.some((r) => r.PutRequest?.Item?.city_id === 'unstorable')) {
-          throw Object.assign(new Error('injected: item too large'), {
-            name: 'ValidationException',
-            $fault: 'client',
-          });
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'refuseOneCity' },
-    );
+    // DynamoDB refuses every write that holds the city's item, as it refuses an item too large.
+    const stop = injectWireFaults(t.dynamoDb, ({ operation, input }) => {
+      const requests = (input.RequestItems?.[t.config.tables.realtime] ?? []) as {
+        PutRequest?: { Item?: { city_id?: { S?: string } } };
+      }[];
+      return operation === 'BatchWriteItem' &&
+        requests.some((r) => r.PutRequest?.Item?.city_id?.S === 'unstorable')
+        ? { status: 400, type: 'ValidationException', message: 'injected: item too large' }
+        : undefined;
+    });
     try {
       const deep = `{"city_id":"deep","city_name":${'['.repeat(50_000)}${']'.repeat(50_000)}}`;
       await t.kinesis.send(
@@ -133,7 +128,7 @@ describe('the shard consumer (real emulators)', () => {
       }, 'the records around them');
       expect(stored.map((m) => m.pm25_value).sort()).toEqual([1, 2]);
     } finally {
-      t.db.middlewareStack.remove('refuseOneCity');
+      stop();
     }
   });
 });

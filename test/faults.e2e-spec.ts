@@ -1,6 +1,7 @@
 import { PutRecordsCommandInput, PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
 import { checkpoints, readWholeStream, waitUntilConsumed } from './support/stream';
+import { injectWireFaults } from './support/wire-faults';
 
 /**
  * Faults injected with SDK middleware on the app's own clients: the emulators never throttle,
@@ -97,20 +98,12 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
     const before = await checkpoints(t.db, t.config);
     let failures = 0;
     let failing = true;
-    t.db.middlewareStack.add(
-      (next) => async (args) => {
-        const input = args.input as { RequestItems?: Record<string, unknown> };
-        if (failing && input.RequestItems?.[t.config.tables.realtime]) {
-          failures += 1;
-          throw Object.assign(new Error('injected'), {
-            name: 'InternalServerError',
-            $fault: 'server',
-          });
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'injectWriteFailure' },
-    );
+    // Every try of a batch call on the realtime table fails, through the SDK or sent directly.
+    const stop = injectWireFaults(t.dynamoDb, ({ input }) => {
+      if (!failing || !input.RequestItems?.[t.config.tables.realtime]) return undefined;
+      failures += 1;
+      return { status: 500, type: 'InternalServerError', message: 'injected' };
+    });
     try {
       await t.http
         .post('/measurements')
@@ -128,7 +121,7 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
       await waitUntilConsumed(t);
       expect(await checkpoints(t.db, t.config)).not.toEqual(before);
     } finally {
-      t.db.middlewareStack.remove('injectWriteFailure');
+      stop();
     }
   });
 });

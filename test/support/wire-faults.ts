@@ -1,0 +1,104 @@
+import { Readable } from 'node:stream';
+
+/** A call as it leaves the app for the service: its operation and its JSON body, as sent. */
+export interface WireCall {
+  /** From the X-Amz-Target header: `BatchWriteItem`, `GetRecords`, … */
+  operation: string;
+  /** The request body as sent (DynamoDB items as attribute values: `{ S: 'x' }`, `{ N: '1' }`). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  input: any;
+}
+
+/** What the service answers instead: an error response, or a failure of the request itself. */
+export type WireFault =
+  | { status: number; type: string; message: string; hangMs?: number }
+  | { error: () => Error; hangMs?: number };
+
+/** A test's rule: the fault to answer `call` with, or nothing to let it through. */
+export type WireRule = (call: WireCall) => WireFault | undefined;
+
+interface Handler {
+  handle(
+    request: { headers: Record<string, string>; body?: unknown },
+    options?: unknown,
+  ): Promise<unknown>;
+}
+
+const rulesOf = new WeakMap<Handler, Set<WireRule>>();
+const decoder = new TextDecoder();
+
+function callOf(request: { headers: Record<string, string>; body?: unknown }): WireCall {
+  const target = request.headers['x-amz-target'] ?? '';
+  const body = request.body;
+  // The SDK's body is a Uint8Array (a string when sent directly).
+  const text =
+    typeof body === 'string' ? body : body instanceof Uint8Array ? decoder.decode(body) : '';
+  return { operation: target.split('.').pop()!, input: text ? JSON.parse(text) : {} };
+}
+
+async function answer(fault: WireFault): Promise<unknown> {
+  if (fault.hangMs) await new Promise((resolve) => setTimeout(resolve, fault.hangMs));
+  if ('error' in fault) throw fault.error();
+  const body = JSON.stringify({
+    __type: `com.amazonaws.injected#${fault.type}`,
+    message: fault.message,
+  });
+  return {
+    response: {
+      statusCode: fault.status,
+      headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': 'injected' },
+      body: Readable.from([Buffer.from(body)]),
+    },
+  };
+}
+
+/**
+ * Puts `rule` in front of a client's HTTP handler, where every request of the client passes:
+ * the SDK's commands (each of their tries) and the calls the app sends directly alike. A rule
+ * that answers a fault stands for the service: its error response is parsed as the service's
+ * would be, and a thrown error is a failure of the request (a timeout, a reset). Returns the
+ * function that takes the rule away.
+ */
+export function injectWireFaults(
+  client: { config: { requestHandler: unknown } },
+  rule: WireRule,
+): () => void {
+  const handler = client.config.requestHandler as Handler;
+  let rules = rulesOf.get(handler);
+  if (!rules) {
+    const own = new Set<WireRule>();
+    rules = own;
+    rulesOf.set(handler, own);
+    const send = handler.handle.bind(handler);
+    handler.handle = (request, options) => {
+      if (own.size === 0) return send(request, options);
+      const call = callOf(request);
+      for (const each of own) {
+        const fault = each(call);
+        if (fault) return answer(fault);
+      }
+      return send(request, options);
+    };
+  }
+  rules.add(rule);
+  return () => rules.delete(rule);
+}
+
+/** Every DynamoDB table a call names (in its body, as sent). */
+export function tablesOf(input: {
+  TableName?: string;
+  RequestItems?: Record<string, unknown>;
+  TransactItems?: Record<string, { TableName?: string } | undefined>[];
+  Statements?: { Statement: string }[];
+}): string[] {
+  const names = input.TableName ? [input.TableName] : [];
+  names.push(...Object.keys(input.RequestItems ?? {}));
+  for (const item of input.TransactItems ?? [])
+    for (const op of Object.values(item)) if (op?.TableName) names.push(op.TableName);
+  // PartiQL names its table in the statement: UPDATE "table" …, INSERT INTO "table" …
+  for (const { Statement } of input.Statements ?? []) {
+    const table = /"([^"]+)"/.exec(Statement)?.[1];
+    if (table) names.push(table);
+  }
+  return names;
+}
