@@ -1,8 +1,9 @@
 /**
  * What each AWS SDK command of the service needs from IAM. `deploy/speed-layer-stack.spec.ts` scans
- * `src/` for `new XxxCommand(` (and `kinesisDirectCall('Xxx'`, a call sent without the SDK's
- * command class) and fails on a command missing here, so every new SDK call gets a
- * decided permission, and on an entry no longer called, so no permission outlives its call.
+ * `src/` for `new XxxCommand(` (and `kinesisDirectCall('Xxx'` or `dynamoDbDirectCall('Xxx'`, a
+ * call sent without the SDK's command class, named as that class) and fails on a command missing
+ * here, so every new SDK call gets a decided permission, and on an entry no longer called, so no
+ * permission outlives its call.
  */
 
 /** The resources a grant applies to; the stack turns them into ARNs. */
@@ -29,7 +30,7 @@ export const SERVICE_COMMANDS: Readonly<Record<string, Grant>> = {
   QueryCommand: { actions: ['dynamodb:Query'], on: ['tables', 'dlqIndex'] },
   ScanCommand: { actions: ['dynamodb:Scan'], on: ['tables'] },
   BatchGetCommand: { actions: ['dynamodb:BatchGetItem'], on: ['tables'] },
-  BatchWriteCommand: { actions: ['dynamodb:BatchWriteItem'], on: ['tables'] },
+  BatchWriteItemCommand: { actions: ['dynamodb:BatchWriteItem'], on: ['tables'] },
   // The per-city latest items: conditional PartiQL UPDATEs, and INSERTs for cities not seen yet.
   BatchExecuteStatementCommand: {
     actions: ['dynamodb:PartiQLInsert', 'dynamodb:PartiQLUpdate'],

@@ -19,14 +19,15 @@ function sourceFiles(dir: string): string[] {
 
 /**
  * The SDK commands the given files construct, `new XxxCommand(`, and the operations they send
- * without the SDK's command classes, `kinesisDirectCall('Xxx'` (named as the command would be).
+ * without the SDK's command classes, `kinesisDirectCall('Xxx'` and `dynamoDbDirectCall('Xxx'`
+ * (named as the command would be).
  */
 function commandsIn(files: string[]): Set<string> {
   const commands = new Set<string>();
   for (const file of files) {
     const text = fs.readFileSync(file, 'utf8');
     for (const match of text.matchAll(/\bnew\s+(\w+Command)\s*\(/g)) commands.add(match[1]);
-    for (const match of text.matchAll(/\bkinesisDirectCall\(\s*'(\w+)'/g))
+    for (const match of text.matchAll(/\b(?:kinesis|dynamoDb)DirectCall\(\s*'(\w+)'/g))
       commands.add(`${match[1]}Command`);
   }
   return commands;

@@ -9,7 +9,12 @@ import { Observable, Subject } from 'rxjs';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { Measurement } from '../domain/measurement';
-import { CombiningWriter, queryPage, runLimited } from '../infra/aws/dynamodb-calls';
+import {
+  batchWriteCall,
+  CombiningWriter,
+  queryPage,
+  runLimited,
+} from '../infra/aws/dynamodb-calls';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
 
 /** The partition of the realtime table that holds one "latest" item per city (not a valid city id). */
@@ -67,7 +72,7 @@ export class SpeedLayerRepository {
   ) {
     this.table = config.tables.realtime;
     this.ttlSeconds = config.speedLayer.ttlHours * 3600;
-    this.writer = new CombiningWriter(db, this.table, PARALLEL_BATCHES, (item) =>
+    this.writer = new CombiningWriter(batchWriteCall(db), this.table, PARALLEL_BATCHES, (item) =>
       itemKey(item.city_id as string, item.sk as string),
     );
   }

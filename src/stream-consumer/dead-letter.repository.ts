@@ -11,7 +11,14 @@ import { createHash } from 'node:crypto';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { getAll, putAll, queryPage, runLimited } from '../infra/aws/dynamodb-calls';
+import {
+  batchWriteCall,
+  BatchWriteCall,
+  getAll,
+  putAll,
+  queryPage,
+  runLimited,
+} from '../infra/aws/dynamodb-calls';
 import { DeadLetterReason, encodePayload, StreamRecord } from './record-decoder';
 
 // DynamoDB items are at most 400 KB; the rest of the entry needs a few KB.
@@ -98,6 +105,7 @@ const toEntry = (item: Record<string, unknown>) =>
 export class DeadLetterRepository {
   private readonly table: string;
   private readonly stream: string;
+  private readonly batchWrite: BatchWriteCall;
 
   constructor(
     @Inject(DYNAMODB_DOCUMENT_CLIENT) private readonly db: DynamoDBDocumentClient,
@@ -105,6 +113,7 @@ export class DeadLetterRepository {
   ) {
     this.table = config.tables.dlq;
     this.stream = config.stream.name;
+    this.batchWrite = batchWriteCall(db);
   }
 
   /** Stores every entry or throws; the caller must not checkpoint past a record until it resolves. */
@@ -124,7 +133,7 @@ export class DeadLetterRepository {
       },
     );
     // Payloads can be large: 25 items of at most 400 KB stay under BatchWriteItem's 16 MB.
-    await putAll(this.db, this.table, fresh, 4);
+    await putAll(this.batchWrite, this.table, fresh, 4);
   }
 
   /** Newest first; `reason` filters; the cursor is the opaque LastEvaluatedKey. */

@@ -4,7 +4,7 @@ import {
   ListShardsCommand,
   Shard,
 } from '@aws-sdk/client-kinesis';
-import { KinesisDirectCall, kinesisDirectCall } from '../infra/aws/kinesis-direct-call';
+import { DirectCall, kinesisDirectCall } from '../infra/aws/direct-call';
 import { Checkpoint } from './lease.repository';
 import { StreamRecord } from './record-decoder';
 import { ShardReader } from './shard-poller';
@@ -26,7 +26,7 @@ interface GetRecordsAnswer {
 /** ShardReader on the Kinesis API; streams are addressed by name (kinesalite knows no ARNs). */
 export class KinesisShardReader implements ShardReader {
   // The hottest call of the service (every shard, several times a second): sent directly.
-  private readonly getRecords: KinesisDirectCall<
+  private readonly getRecords: DirectCall<
     { ShardIterator: string; Limit: number },
     GetRecordsAnswer
   >;

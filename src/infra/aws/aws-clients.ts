@@ -51,9 +51,19 @@ export function createDynamoDbClient(endpoints: AwsEndpoints): DynamoDBClient {
   });
 }
 
+/**
+ * How items are marshalled: by the document client, and for the calls sent directly. Frozen,
+ * and the document client gets a copy: it sets `convertTopLevelContainer` on the options it is
+ * given, which would wrap every directly marshalled item in an `M`.
+ */
+export const DOCUMENT_MARSHALLING = Object.freeze({
+  removeUndefinedValues: true,
+  convertClassInstanceToMap: false,
+});
+
 export function createDocumentClient(client: DynamoDBClient): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(client, {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+    marshallOptions: { ...DOCUMENT_MARSHALLING },
     unmarshallOptions: { wrapNumbers: false },
   });
 }

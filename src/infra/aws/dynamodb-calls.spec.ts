@@ -1,5 +1,4 @@
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { CombiningWriter } from './dynamodb-calls';
+import { BatchWriteCall, CombiningWriter } from './dynamodb-calls';
 
 type Item = Record<string, unknown>;
 
@@ -10,12 +9,9 @@ class FakeTable {
   private readonly held: { release(error?: Error): void }[] = [];
   hold = false;
 
-  readonly db = {
-    send: async (command: {
-      input: { RequestItems: Record<string, { PutRequest: { Item: Item } }[]> };
-    }) => {
-      const items = command.input.RequestItems.t.map((r) => r.PutRequest.Item);
-      const ids = items.map((i) => String(i.id));
+  readonly batchWrite: BatchWriteCall = {
+    send: async (input) => {
+      const ids = input.RequestItems!.t.map((r) => r.PutRequest!.Item!.id.S!);
       if (new Set(ids).size !== ids.length) throw new Error('ValidationException: duplicate keys');
       this.calls.push(ids);
       if (this.hold)
@@ -25,7 +21,7 @@ class FakeTable {
       for (const id of ids) this.stored.add(id);
       return { UnprocessedItems: {} };
     },
-  } as unknown as DynamoDBDocumentClient;
+  };
 
   /** Lets the oldest held call answer (or fail). */
   release(error?: Error): void {
@@ -57,7 +53,7 @@ describe('CombiningWriter', () => {
   let writer: CombiningWriter;
   beforeEach(() => {
     table = new FakeTable();
-    writer = new CombiningWriter(table.db, 't', 16, (item) => String(item.id));
+    writer = new CombiningWriter(table.batchWrite, 't', 16, (item) => String(item.id));
   });
   /** Holds every call from now on, and leaves one combined put (of `a0`) in flight. */
   const oneCombinedPutInFlight = async () => {

@@ -1,11 +1,14 @@
+import { BatchWriteItemInput, BatchWriteItemOutput, WriteRequest } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
-  BatchWriteCommand,
   DynamoDBDocumentClient,
   QueryCommand,
   QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import { backoffDelay, BackoffPolicy, sleep } from '../../common/backoff';
+import { DirectCall, dynamoDbDirectCall } from './direct-call';
+import { DOCUMENT_MARSHALLING } from './aws-clients';
 
 const BATCH_WRITE_MAX = 25;
 const BATCH_GET_MAX = 100;
@@ -58,12 +61,23 @@ async function untilProcessed<T>(
   }
 }
 
+/** BatchWriteItem, sent as the wire's JSON (items as attribute values). */
+export type BatchWriteCall = Pick<DirectCall<BatchWriteItemInput, BatchWriteItemOutput>, 'send'>;
+
+/**
+ * BatchWriteItem without the SDK's command stack (see `direct-call.ts`): the most frequent
+ * DynamoDB call, one per 25 stored measurements.
+ */
+export const batchWriteCall = (db: DynamoDBDocumentClient): BatchWriteCall =>
+  dynamoDbDirectCall('BatchWriteItem', db);
+
 /**
  * Puts every item with BatchWriteItem, 25 a call and `concurrency` calls at a time, retrying
- * UnprocessedItems with back-off; throws when some are still unprocessed after 10 tries.
+ * UnprocessedItems with back-off; throws when some are still unprocessed after 10 tries. Items
+ * are marshalled as the document client marshals them.
  */
 export async function putAll(
-  db: DynamoDBDocumentClient,
+  batchWrite: BatchWriteCall,
   table: string,
   items: Record<string, unknown>[],
   concurrency: number,
@@ -74,10 +88,12 @@ export async function putAll(
   await runLimited(chunks, concurrency, (chunk) =>
     untilProcessed(
       'item(s)',
-      chunk.map((Item) => ({ PutRequest: { Item } })),
+      chunk.map((item): WriteRequest => ({
+        PutRequest: { Item: marshall(item, DOCUMENT_MARSHALLING) },
+      })),
       async (pending) => {
-        const output = await db.send(new BatchWriteCommand({ RequestItems: { [table]: pending } }));
-        return (output.UnprocessedItems?.[table] ?? []) as typeof pending;
+        const output = await batchWrite.send({ RequestItems: { [table]: pending } });
+        return output.UnprocessedItems?.[table] ?? [];
       },
     ),
   );
@@ -101,7 +117,7 @@ export class CombiningWriter {
   private sending = false;
 
   constructor(
-    private readonly db: DynamoDBDocumentClient,
+    private readonly batchWrite: BatchWriteCall,
     private readonly table: string,
     private readonly concurrency: number,
     /** The item's key as text: items of one key from two callers are put once. */
@@ -111,7 +127,8 @@ export class CombiningWriter {
   async put(items: Record<string, unknown>[]): Promise<void> {
     const full = items.length - (items.length % BATCH_WRITE_MAX);
     const writes: Promise<void>[] = [];
-    if (full > 0) writes.push(putAll(this.db, this.table, items.slice(0, full), this.concurrency));
+    if (full > 0)
+      writes.push(putAll(this.batchWrite, this.table, items.slice(0, full), this.concurrency));
     if (full < items.length) writes.push(this.combine(items.slice(full)));
     // Like runLimited: settle only when nothing started for this caller can still land.
     const failure = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
@@ -134,7 +151,7 @@ export class CombiningWriter {
       for (const { items } of group) for (const item of items) unique.set(this.keyOf(item), item);
       let error: unknown;
       try {
-        await putAll(this.db, this.table, [...unique.values()], this.concurrency);
+        await putAll(this.batchWrite, this.table, [...unique.values()], this.concurrency);
       } catch (e) {
         error = e ?? new Error('combined put failed');
       }

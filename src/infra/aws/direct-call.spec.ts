@@ -1,10 +1,11 @@
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createServer, IncomingHttpHeaders, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { createKinesisClient } from './aws-clients';
-import { kinesisDirectCall, serviceError } from './kinesis-direct-call';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createDynamoDbClient, createKinesisClient } from './aws-clients';
+import { dynamoDbDirectCall, kinesisDirectCall, serviceError } from './direct-call';
 
-/** A stub Kinesis endpoint: records each request, answers what `answer` says. */
+/** A stub endpoint: records each request, answers what `answer` says. */
 async function stub(
   answer: () => { status: number; headers?: Record<string, string>; body: string },
 ) {
@@ -113,5 +114,37 @@ describe('kinesisDirectCall', () => {
       message: 'boom',
       $fault: 'server',
     });
+  });
+});
+
+describe('dynamoDbDirectCall', () => {
+  let db: DynamoDBClient;
+  afterEach(() => db?.destroy());
+
+  it('sends the operation as signed JSON 1.0 for dynamodb in the client region, binary values as base64', async () => {
+    const server = await stub(() => ({ status: 200, body: '{"UnprocessedItems":{}}' }));
+    try {
+      db = createDynamoDbClient({
+        region: 'eu-west-1',
+        dynamoDb: server.url,
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      });
+      const call = dynamoDbDirectCall<object, unknown>('BatchWriteItem', db);
+      const item = { id: { S: 'a' }, raw: { B: Buffer.from([0, 1, 254, 255]) } };
+      await expect(
+        call.send({ RequestItems: { t: [{ PutRequest: { Item: item } }] } }),
+      ).resolves.toEqual({ UnprocessedItems: {} });
+      const [{ headers, body }] = server.requests;
+      expect(JSON.parse(body)).toEqual({
+        RequestItems: { t: [{ PutRequest: { Item: { id: { S: 'a' }, raw: { B: 'AAH+/w==' } } } }] },
+      });
+      expect(headers['x-amz-target']).toBe('DynamoDB_20120810.BatchWriteItem');
+      expect(headers['content-type']).toBe('application/x-amz-json-1.0');
+      expect(String(headers.authorization)).toMatch(
+        /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/dynamodb\/aws4_request, /,
+      );
+    } finally {
+      await server.close();
+    }
   });
 });

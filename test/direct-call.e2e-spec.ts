@@ -7,15 +7,29 @@ import {
   PutRecordsCommand,
   SplitShardCommand,
 } from '@aws-sdk/client-kinesis';
+import {
+  CreateTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { randomBytes } from 'node:crypto';
-import { createKinesisClient } from '../src/infra/aws/aws-clients';
+import {
+  createDocumentClient,
+  createDynamoDbClient,
+  createKinesisClient,
+} from '../src/infra/aws/aws-clients';
+import { batchWriteCall, putAll } from '../src/infra/aws/dynamodb-calls';
 import { KinesisShardReader } from '../src/stream-consumer/kinesis-shard-reader';
 import { eventually } from './support/test-app';
 
 /**
- * The consumer sends GetRecords without the SDK's command class (kinesis-direct-call.ts). Here it
- * reads the same shard as the SDK does, on the Kinesis emulator: the same records, byte for byte,
- * the same end of a closed shard, and errors under the names the SDK gives them.
+ * The consumer sends GetRecords and BatchWriteItem without the SDK's command classes
+ * (direct-call.ts). Here GetRecords reads the same shard as the SDK does, on the Kinesis
+ * emulator: the same records, byte for byte, the same end of a closed shard; BatchWriteItem
+ * stores the same attribute values as the document client, on the DynamoDB emulator; and errors
+ * come under the names the SDK gives them.
  */
 const STREAM = `direct-call-${Date.now()}`;
 const SHARD = 'shardId-000000000000';
@@ -123,6 +137,110 @@ describe('GetRecords sent directly (without the SDK command)', () => {
     expect(sdkError).toBeDefined();
     expect(directError).toBeDefined();
     expect(directError!.name).toBe(sdkError!.name);
+    expect(directError!.message).toBe(sdkError!.message);
+    expect(directError!.$fault).toBe('client');
+    expect(directError!.$metadata!.httpStatusCode).toBe(400);
+  });
+});
+
+describe('BatchWriteItem sent directly (without the SDK command)', () => {
+  const table = `direct-call-${Date.now()}`;
+  let client: DynamoDBClient;
+  let db: DynamoDBDocumentClient;
+
+  beforeAll(async () => {
+    client = createDynamoDbClient({
+      region: 'us-east-1',
+      dynamoDb: process.env.E2E_DYNAMODB_ENDPOINT,
+      credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' },
+    });
+    db = createDocumentClient(client);
+    await client.send(
+      new CreateTableCommand({
+        TableName: table,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'id', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'id', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+      }),
+    );
+    await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: table });
+  });
+  afterAll(() => client?.destroy());
+
+  /** An item of every kind of value the document client marshals. */
+  const item = (i: number) => ({
+    sk: `2026-01-07T10:00:00.000Z#${i}-ü-城市`,
+    city_name: i % 2 ? 'São Paulo' : '東京 "quoted" \\ back\nslash',
+    pm25_value: [0, -3.5, 12.25, 1e-7, 123456789012, 0.1 + 0.2][i % 6],
+    ok: i % 3 === 0,
+    none: null,
+    dropped: undefined,
+    tags: ['a', 1, { nested: [true, 'x'] }],
+    where: { lat: 48.8566, lon: 2.3522, label: '' },
+    names: new Set(['x', `y${i}`]),
+    counts: new Set([1, 2.5, i]),
+    raw: randomBytes(1 + (i % 40)),
+  });
+  const raw = async (id: string, sk: string) =>
+    (
+      await client.send(
+        new GetItemCommand({
+          TableName: table,
+          Key: { id: { S: id }, sk: { S: sk } },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item;
+
+  it('stores what the document client stores, attribute value for attribute value, over several calls', async () => {
+    const items = Array.from({ length: 60 }, (_, i) => item(i));
+    for (let i = 0; i < items.length; i += 25)
+      await db.send(
+        new BatchWriteCommand({
+          RequestItems: {
+            [table]: items
+              .slice(i, i + 25)
+              .map((it) => ({ PutRequest: { Item: { ...it, id: 'sdk' } } })),
+          },
+        }),
+      );
+    // After the document client's calls, which once changed the marshalling options they share.
+    await putAll(
+      batchWriteCall(db),
+      table,
+      items.map((it) => ({ ...it, id: 'direct' })),
+      3,
+    );
+    for (const it of items) {
+      const direct = await raw('direct', it.sk);
+      const bySdk = await raw('sdk', it.sk);
+      expect(direct).toBeDefined();
+      expect({ ...direct, id: undefined }).toEqual({ ...bySdk, id: undefined });
+    }
+  });
+
+  it('fails with the error the SDK names, as a client fault, for an item DynamoDB refuses', async () => {
+    const refused = { id: 'refused', pm25_value: 1 }; // no sort key
+    const sdkError = await db
+      .send(
+        new BatchWriteCommand({ RequestItems: { [table]: [{ PutRequest: { Item: refused } }] } }),
+      )
+      .then(
+        () => undefined,
+        (error: Error) => error,
+      );
+    const directError = await putAll(batchWriteCall(db), table, [refused], 1).then(
+      () => undefined,
+      (error: Error & { $fault?: string; $metadata?: { httpStatusCode?: number } }) => error,
+    );
+    expect(sdkError?.name).toBe('ValidationException');
+    expect(directError?.name).toBe(sdkError!.name);
     expect(directError!.message).toBe(sdkError!.message);
     expect(directError!.$fault).toBe('client');
     expect(directError!.$metadata!.httpStatusCode).toBe(400);
