@@ -5,6 +5,8 @@ import {
   GetShardIteratorCommand,
   KinesisClient,
   PutRecordsCommand,
+  PutRecordsInput,
+  PutRecordsOutput,
   SplitShardCommand,
 } from '@aws-sdk/client-kinesis';
 import {
@@ -20,14 +22,16 @@ import {
   createDynamoDbClient,
   createKinesisClient,
 } from '../src/infra/aws/aws-clients';
+import { kinesisDirectCall } from '../src/infra/aws/direct-call';
 import { batchWriteCall, putAll } from '../src/infra/aws/dynamodb-calls';
 import { KinesisShardReader } from '../src/stream-consumer/kinesis-shard-reader';
 import { eventually } from './support/test-app';
 
 /**
- * The consumer sends GetRecords and BatchWriteItem without the SDK's command classes
+ * The service sends GetRecords, PutRecords and BatchWriteItem without the SDK's command classes
  * (direct-call.ts). Here GetRecords reads the same shard as the SDK does, on the Kinesis
- * emulator: the same records, byte for byte, the same end of a closed shard; BatchWriteItem
+ * emulator: the same records, byte for byte, the same end of a closed shard; PutRecords puts
+ * the bytes the SDK reads back; BatchWriteItem
  * stores the same attribute values as the document client, on the DynamoDB emulator; and errors
  * come under the names the SDK gives them.
  */
@@ -122,6 +126,44 @@ describe('GetRecords sent directly (without the SDK command)', () => {
     expect(direct).toBeUndefined();
     expect(read).toEqual(sent.map((r) => r.Data));
     expect(pages).toBeGreaterThan(sent.length / limit);
+  });
+
+  it('PutRecords sent directly puts the bytes the SDK reads back, and answers as the SDK does', async () => {
+    const stream = `${STREAM}-put`;
+    await kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 1 }));
+    await eventually(async () => {
+      const { StreamDescriptionSummary: s } = await kinesis.send(
+        new DescribeStreamSummaryCommand({ StreamName: stream }),
+      );
+      return s?.StreamStatus === 'ACTIVE' ? true : undefined;
+    }, `${stream} to be ACTIVE`);
+    const sent = Array.from({ length: 30 }, (_, i) => ({
+      Data: randomBytes(1 + ((i * 131) % 2000)),
+      PartitionKey: `p-${i}-ü-城市`,
+    }));
+    const put = kinesisDirectCall<PutRecordsInput, PutRecordsOutput>('PutRecords', kinesis);
+    const direct = await put.send({ StreamName: stream, Records: sent });
+    const bySdk = await kinesis.send(new PutRecordsCommand({ StreamName: stream, Records: sent }));
+    expect(direct.FailedRecordCount).toBe(0);
+    expect(direct.Records!.map((r) => Object.keys(r).sort())).toEqual(
+      bySdk.Records!.map((r) => Object.keys(r).sort()),
+    );
+    expect(
+      direct.Records!.every((r) => r.ShardId === SHARD && /^\d+$/.test(r.SequenceNumber!)),
+    ).toBe(true);
+    const { ShardIterator } = await kinesis.send(
+      new GetShardIteratorCommand({
+        StreamName: stream,
+        ShardId: SHARD,
+        ShardIteratorType: 'TRIM_HORIZON',
+      }),
+    );
+    const read = await kinesis.send(new GetRecordsCommand({ ShardIterator, Limit: 100 }));
+    const got = (read.Records ?? []).map((r) => ({
+      Data: Buffer.from(r.Data!),
+      PartitionKey: r.PartitionKey,
+    }));
+    expect(got).toEqual([...sent, ...sent]);
   });
 
   it('fails with the error the SDK names, as a client fault, for an iterator Kinesis refuses', async () => {

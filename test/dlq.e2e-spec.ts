@@ -2,6 +2,7 @@ import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { readWholeStream, waitUntilConsumed } from './support/stream';
 import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
+import { injectWireFaults } from './support/wire-faults';
 
 const KEY = 'dlq-operator-key';
 
@@ -196,21 +197,15 @@ describe('redrives that fail, and poison records with identical bytes (real emul
 
   it('keeps an entry pending when Kinesis does not take the redriven record (503)', async () => {
     const [entry] = await entries();
-    t.kinesis.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === 'PutRecordsCommand')
-          throw Object.assign(new Error('injected'), {
-            name: 'ServiceUnavailable',
-            $fault: 'server',
-          });
-        return next(args);
-      },
-      { step: 'initialize', name: 'refuseRedrive' },
+    const stop = injectWireFaults(t.kinesis, ({ operation }) =>
+      operation === 'PutRecords'
+        ? { status: 503, type: 'ServiceUnavailable', message: 'injected' }
+        : undefined,
     );
     try {
       await post(`/dlq/${entry.id}/redrive`).expect(503);
     } finally {
-      t.kinesis.middlewareStack.remove('refuseRedrive');
+      stop();
     }
     expect((await get(`/dlq/${entry.id}`).expect(200)).body).toMatchObject({
       status: 'pending',

@@ -1,11 +1,11 @@
-import { PutRecordsCommandInput, PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
 import { checkpoints, readWholeStream, waitUntilConsumed } from './support/stream';
 import { injectWireFaults } from './support/wire-faults';
 
 /**
- * Faults injected with SDK middleware on the app's own clients: the emulators never throttle,
- * so this is the only way to reach the retry paths against the real services.
+ * Faults injected at the HTTP handler of the app's own clients (see support/wire-faults): the
+ * emulators never throttle, so this is the only way to reach the retry paths against the real
+ * services.
  */
 describe('failures inside the pipeline end in a retry, never in loss', () => {
   let t: TestApp;
@@ -18,28 +18,30 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
   it('retries only the failed entries of a PutRecords partial failure, then answers 202', async () => {
     let injected = 0;
     const calls: number[] = [];
-    t.kinesis.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName !== 'PutRecordsCommand') return next(args);
-        const input = args.input as PutRecordsCommandInput;
-        calls.push(input.Records!.length);
-        if (injected >= 2) return next(args);
-        injected += 1;
-        // Kinesis rejects the even entries: they are not written, the others are.
-        const kept = input.Records!.filter((_, i) => i % 2 === 1);
-        const result = await next({ ...args, input: { ...input, Records: kept } });
-        const output = result.output as PutRecordsCommandOutput;
-        const accepted = [...(output.Records ?? [])];
-        output.Records = input.Records!.map((_, i) =>
-          i % 2 === 1
-            ? accepted.shift()!
-            : { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'injected' },
-        );
-        output.FailedRecordCount = input.Records!.length - kept.length;
-        return result;
-      },
-      { step: 'initialize', name: 'injectPartialFailure' },
-    );
+    type Entry = { SequenceNumber?: string; ErrorCode?: string; ErrorMessage?: string };
+    const stop = injectWireFaults(t.kinesis, ({ operation, input }) => {
+      if (operation !== 'PutRecords') return undefined;
+      const records = input.Records as unknown[];
+      calls.push(records.length);
+      if (injected >= 2) return undefined;
+      injected += 1;
+      // Kinesis rejects the even entries: they are not written, the others are.
+      const kept = records.filter((_, i) => i % 2 === 1);
+      return {
+        forward: { ...input, Records: kept },
+        rewrite: (output: { Records: Entry[] }) => {
+          const accepted = [...output.Records];
+          return {
+            FailedRecordCount: records.length - kept.length,
+            Records: records.map((_, i) =>
+              i % 2 === 1
+                ? accepted.shift()!
+                : { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'injected' },
+            ),
+          };
+        },
+      };
+    });
     try {
       const body = [1, 2, 3].map((v) => measurement({ city_id: 'partial', pm25_value: v }));
       await t.http.post('/measurements').send(body).expect(202);
@@ -55,22 +57,15 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
         1, 2, 3,
       ]);
     } finally {
-      t.kinesis.middlewareStack.remove('injectPartialFailure');
+      stop();
     }
   });
 
   it('answers 503 with Retry-After when Kinesis stays unavailable past the deadline; the same body resent is accepted', async () => {
-    t.kinesis.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === 'PutRecordsCommand') {
-          throw Object.assign(new Error('injected outage'), {
-            name: 'ServiceUnavailable',
-            $fault: 'server',
-          });
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'injectOutage' },
+    const stop = injectWireFaults(t.kinesis, ({ operation }) =>
+      operation === 'PutRecords'
+        ? { status: 503, type: 'ServiceUnavailable', message: 'injected outage' }
+        : undefined,
     );
     const body = measurement({ city_id: 'outage' });
     try {
@@ -84,7 +79,7 @@ describe('failures inside the pipeline end in a retry, never in loss', () => {
       });
       expect(JSON.stringify(res.body)).not.toMatch(/injected|ServiceUnavailable/);
     } finally {
-      t.kinesis.middlewareStack.remove('injectOutage');
+      stop();
     }
     await t.http.post('/measurements').send(body).expect(202);
     await eventually(

@@ -1,9 +1,10 @@
-import { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { KinesisClient, PutRecordsInput, PutRecordsOutput } from '@aws-sdk/client-kinesis';
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Observable, Subject } from 'rxjs';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { KINESIS_CLIENT } from '../infra/aws/aws.tokens';
+import { DirectCall, kinesisDirectCall } from '../infra/aws/direct-call';
 import { MetricsService } from '../metrics/metrics.service';
 import { BatchingProducer } from './batching-producer';
 
@@ -25,11 +26,14 @@ export class KinesisProducerService implements OnModuleDestroy {
     private readonly metrics: MetricsService,
   ) {
     const streamName = config.stream.name;
+    // Without the SDK's command stack (see direct-call.ts): a call per batch of POSTs.
+    const putRecords: DirectCall<PutRecordsInput, PutRecordsOutput> = kinesisDirectCall(
+      'PutRecords',
+      kinesis,
+    );
     this.producer = new BatchingProducer(
       async (entries) => {
-        const output = await kinesis.send(
-          new PutRecordsCommand({ StreamName: streamName, Records: entries }),
-        );
+        const output = await putRecords.send({ StreamName: streamName, Records: entries });
         const results = output.Records ?? [];
         for (const shardId of new Set(results.map((r) => r.ShardId)))
           if (shardId) this.appended.next(shardId);

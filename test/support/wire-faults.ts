@@ -9,19 +9,25 @@ export interface WireCall {
   input: any;
 }
 
-/** What the service answers instead: an error response, or a failure of the request itself. */
+/**
+ * What the service answers instead: an error response, a failure of the request itself, or the
+ * service's answer to another request (`forward`, the body as sent; the emulators do not check
+ * signatures) rewritten by `rewrite`.
+ */
 export type WireFault =
   | { status: number; type: string; message: string; hangMs?: number }
-  | { error: () => Error; hangMs?: number };
+  | { error: () => Error; hangMs?: number }
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  | { forward: object; rewrite: (output: any) => object; hangMs?: number };
 
 /** A test's rule: the fault to answer `call` with, or nothing to let it through. */
 export type WireRule = (call: WireCall) => WireFault | undefined;
 
+type Request = { headers: Record<string, string>; body?: unknown };
+type Response = { statusCode: number; headers: Record<string, string>; body: unknown };
+
 interface Handler {
-  handle(
-    request: { headers: Record<string, string>; body?: unknown },
-    options?: unknown,
-  ): Promise<unknown>;
+  handle(request: Request, options?: unknown): Promise<{ response: Response }>;
 }
 
 const rulesOf = new WeakMap<Handler, Set<WireRule>>();
@@ -36,28 +42,51 @@ function callOf(request: { headers: Record<string, string>; body?: unknown }): W
   return { operation: target.split('.').pop()!, input: text ? JSON.parse(text) : {} };
 }
 
-async function answer(fault: WireFault): Promise<unknown> {
-  if (fault.hangMs) await new Promise((resolve) => setTimeout(resolve, fault.hangMs));
-  if ('error' in fault) throw fault.error();
-  const body = JSON.stringify({
-    __type: `com.amazonaws.injected#${fault.type}`,
-    message: fault.message,
-  });
+async function text(stream: unknown): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as Readable) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString();
+}
+
+const jsonResponse = (statusCode: number, headers: Record<string, string>, body: object) => {
+  const bytes = Buffer.from(JSON.stringify(body));
   return {
     response: {
-      statusCode: fault.status,
-      headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': 'injected' },
-      body: Readable.from([Buffer.from(body)]),
+      statusCode,
+      headers: { ...headers, 'content-length': String(bytes.length) },
+      body: Readable.from([bytes]),
     },
   };
+};
+
+async function answer(
+  fault: WireFault,
+  request: Request,
+  send: Handler['handle'],
+  options: unknown,
+): Promise<{ response: Response }> {
+  if (fault.hangMs) await new Promise((resolve) => setTimeout(resolve, fault.hangMs));
+  if ('error' in fault) throw fault.error();
+  if ('forward' in fault) {
+    const body = JSON.stringify(fault.forward);
+    const headers = { ...request.headers, 'content-length': String(Buffer.byteLength(body)) };
+    const { response } = await send({ ...request, headers, body }, options);
+    const answered: unknown = JSON.parse(await text(response.body));
+    return jsonResponse(response.statusCode, response.headers, fault.rewrite(answered));
+  }
+  return jsonResponse(
+    fault.status,
+    { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': 'injected' },
+    { __type: `com.amazonaws.injected#${fault.type}`, message: fault.message },
+  );
 }
 
 /**
  * Puts `rule` in front of a client's HTTP handler, where every request of the client passes:
  * the SDK's commands (each of their tries) and the calls the app sends directly alike. A rule
  * that answers a fault stands for the service: its error response is parsed as the service's
- * would be, and a thrown error is a failure of the request (a timeout, a reset). Returns the
- * function that takes the rule away.
+ * would be, a thrown error is a failure of the request (a timeout, a reset), and a rewritten
+ * answer is what the service would have said. Returns the function that takes the rule away.
  */
 export function injectWireFaults(
   client: { config: { requestHandler: unknown } },
@@ -75,7 +104,7 @@ export function injectWireFaults(
       const call = callOf(request);
       for (const each of own) {
         const fault = each(call);
-        if (fault) return answer(fault);
+        if (fault) return answer(fault, request, send, options);
       }
       return send(request, options);
     };
