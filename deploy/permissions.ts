@@ -37,7 +37,7 @@ export const SERVICE_COMMANDS: Readonly<Record<string, Grant>> = {
     on: ['tables'],
   },
   // There is no dynamodb:TransactWriteItems action: each item is authorised as its own write.
-  TransactWriteCommand: {
+  TransactWriteItemsCommand: {
     actions: [
       'dynamodb:PutItem',
       'dynamodb:UpdateItem',

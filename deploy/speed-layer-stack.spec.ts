@@ -82,7 +82,8 @@ function taskRolePolicyStatements(): Statement[] {
 describe('the SDK commands and their IAM decisions', () => {
   it('finds the service calls in src/', () => {
     expect(serviceCommands).toContain('PutRecordsCommand');
-    expect(serviceCommands).toContain('TransactWriteCommand');
+    expect(serviceCommands).toContain('TransactWriteItemsCommand');
+    expect(serviceCommands).toContain('GetRecordsCommand');
     expect(provisioningCommands).toContain('CreateTableCommand');
   });
 

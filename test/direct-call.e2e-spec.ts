@@ -15,7 +15,11 @@ import {
   GetItemCommand,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { randomBytes } from 'node:crypto';
 import {
   createDocumentClient,
@@ -23,17 +27,23 @@ import {
   createKinesisClient,
 } from '../src/infra/aws/aws-clients';
 import { kinesisDirectCall } from '../src/infra/aws/direct-call';
-import { batchWriteCall, putAll } from '../src/infra/aws/dynamodb-calls';
+import {
+  batchWriteCall,
+  marshallTransactItem,
+  putAll,
+  TransactItem,
+  transactWriteCall,
+} from '../src/infra/aws/dynamodb-calls';
 import { KinesisShardReader } from '../src/stream-consumer/kinesis-shard-reader';
 import { eventually } from './support/test-app';
 
 /**
- * The service sends GetRecords, PutRecords and BatchWriteItem without the SDK's command classes
- * (direct-call.ts). Here GetRecords reads the same shard as the SDK does, on the Kinesis
- * emulator: the same records, byte for byte, the same end of a closed shard; PutRecords puts
- * the bytes the SDK reads back; BatchWriteItem
- * stores the same attribute values as the document client, on the DynamoDB emulator; and errors
- * come under the names the SDK gives them.
+ * The service sends GetRecords, PutRecords, BatchWriteItem and TransactWriteItems (among others)
+ * without the SDK's command classes (direct-call.ts). Here, on the emulators: GetRecords reads
+ * the same shard as the SDK does (the same records, byte for byte, the same end of a closed
+ * shard); PutRecords puts the bytes the SDK reads back; BatchWriteItem and TransactWriteItems
+ * store the same attribute values as the document client; and errors come under the names, and
+ * with the cancellation reasons, the SDK gives them.
  */
 const STREAM = `direct-call-${Date.now()}`;
 const SHARD = 'shardId-000000000000';
@@ -185,7 +195,7 @@ describe('GetRecords sent directly (without the SDK command)', () => {
   });
 });
 
-describe('BatchWriteItem sent directly (without the SDK command)', () => {
+describe('DynamoDB calls sent directly (without the SDK commands)', () => {
   const table = `direct-call-${Date.now()}`;
   let client: DynamoDBClient;
   let db: DynamoDBDocumentClient;
@@ -286,5 +296,74 @@ describe('BatchWriteItem sent directly (without the SDK command)', () => {
     expect(directError!.message).toBe(sdkError!.message);
     expect(directError!.$fault).toBe('client');
     expect(directError!.$metadata!.httpStatusCode).toBe(400);
+  });
+
+  /** A transaction of every kind of item, for one writer (`by`): the same on both sides. */
+  const transaction = (by: string, counter: number): TransactItem[] => [
+    {
+      Put: {
+        TableName: table,
+        Item: { id: `tx-${by}`, sk: 'state#0', data: randomBytes(300), chunks: 1, at: 'ü' },
+      },
+    },
+    {
+      Update: {
+        TableName: table,
+        Key: { id: `tx-${by}`, sk: 'lease' },
+        UpdateExpression:
+          'SET leaseCounter = if_not_exists(leaseCounter, :zero) + :one, leaseOwner = :owner',
+        ConditionExpression: 'attribute_not_exists(leaseCounter) OR leaseCounter = :counter',
+        ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':owner': 'i-1', ':counter': counter },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      },
+    },
+    { Delete: { TableName: table, Key: { id: `tx-${by}`, sk: 'stale' } } },
+  ];
+  const sdkTransact = (items: TransactItem[]) =>
+    db.send(new TransactWriteCommand({ TransactItems: items }));
+  const directTransact = (items: TransactItem[]) =>
+    transactWriteCall(db).send({ TransactItems: items.map(marshallTransactItem) });
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (error: Error & { CancellationReasons?: unknown; $fault?: string }) => error,
+    );
+
+  it('TransactWriteItems sent directly writes what the document client writes, and is refused with the same reasons', async () => {
+    for (const [by, transact] of [
+      ['sdk', sdkTransact],
+      ['direct', directTransact],
+    ] as const) {
+      await transact(transaction(by, 0));
+      await transact(transaction(by, 1));
+    }
+    for (const sk of ['state#0', 'lease']) {
+      const bySdk = await raw('tx-sdk', sk);
+      const direct = await raw('tx-direct', sk);
+      expect(bySdk).toBeDefined();
+      expect({ ...direct, id: undefined, data: undefined }).toEqual({
+        ...bySdk,
+        id: undefined,
+        data: undefined,
+      });
+    }
+    expect((await raw('tx-direct', 'state#0'))!.data.B).toHaveLength(300);
+
+    // A stale counter: the lease update's condition fails, the old item comes back.
+    const sdkError = await failure(sdkTransact(transaction('sdk', 0)));
+    const directError = await failure(directTransact(transaction('direct', 0)));
+    expect(sdkError?.name).toBe('TransactionCanceledException');
+    expect(directError?.name).toBe(sdkError!.name);
+    expect(directError!.$fault).toBe('client');
+    const reasons = (e: typeof sdkError) =>
+      (e!.CancellationReasons as { Code: string; Item?: Record<string, unknown> }[]).map((r) => ({
+        ...r,
+        Item: r.Item && { ...r.Item, id: undefined },
+      }));
+    expect(reasons(directError)).toEqual(reasons(sdkError));
+    expect(reasons(directError)[1]).toMatchObject({
+      Code: 'ConditionalCheckFailed',
+      Item: { leaseCounter: { N: '2' }, leaseOwner: { S: 'i-1' } },
+    });
   });
 });

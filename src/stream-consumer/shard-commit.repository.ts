@@ -1,18 +1,17 @@
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import {
-  DynamoDBDocumentClient,
-  GetCommand,
-  TransactWriteCommand,
-  TransactWriteCommandInput,
-} from '@aws-sdk/lib-dynamodb';
+import { CancellationReason } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
 import { AggregatesRepository } from '../aggregation/aggregates.repository';
 import { CommitPlan } from '../aggregation/shard-aggregation';
 import { Aggregate, Refusal } from '../aggregation/window-aggregator';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
+import {
+  marshallTransactItem,
+  TransactItem,
+  TransactWriteCall,
+  transactWriteCall,
+} from '../infra/aws/dynamodb-calls';
 import { Checkpoint, Lease, LeaseLostError, LeaseRepository } from './lease.repository';
-
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /** TransactWriteItems holds at most 100 items and 4 MB. */
 const MAX_ITEMS = 100;
@@ -41,11 +40,15 @@ export interface CommitStore {
  */
 @Injectable()
 export class ShardCommitRepository implements CommitStore {
+  private readonly transactWrite: TransactWriteCall;
+
   constructor(
     @Inject(DYNAMODB_DOCUMENT_CLIENT) private readonly db: DynamoDBDocumentClient,
     private readonly leases: LeaseRepository,
     private readonly aggregates: AggregatesRepository,
-  ) {}
+  ) {
+    this.transactWrite = transactWriteCall(db);
+  }
 
   async commit(
     lease: Lease,
@@ -88,16 +91,14 @@ export class ShardCommitRepository implements CommitStore {
     results: { aggregate: Aggregate; item: TransactItem }[],
   ): Promise<Refusal[]> {
     try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [...fixed, ...results.map((r) => r.item)],
-        }),
-      );
+      await this.transactWrite.send({
+        TransactItems: [...fixed, ...results.map((r) => r.item)].map(marshallTransactItem),
+      });
       // `fixed[0]` moved the lease's counter: the owner's copy follows, for the coordinator.
       lease.leaseCounter += 1;
       return [];
     } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
+      if (!isCancelled(error)) throw error;
       const reasons = error.CancellationReasons ?? [];
       if (reasons[0]?.Code === 'ConditionalCheckFailed') throw new LeaseLostError(lease.leaseKey);
       const refused: Refusal[] = [];
@@ -133,6 +134,11 @@ export class ShardCommitRepository implements CommitStore {
 }
 
 /** The two attributes a refusal needs, from the item DynamoDB returns with a failed condition. */
+const isCancelled = (
+  error: unknown,
+): error is Error & { CancellationReasons?: CancellationReason[] } =>
+  error instanceof Error && error.name === 'TransactionCanceledException';
+
 function fromAttributes(item: Record<string, { BOOL?: boolean; N?: string }>) {
   return { final: item.final?.BOOL === true, record_count: Number(item.record_count?.N ?? 0) };
 }

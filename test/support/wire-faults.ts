@@ -12,13 +12,14 @@ export interface WireCall {
 /**
  * What the service answers instead: an error response, a failure of the request itself, or the
  * service's answer to another request (`forward`, the body as sent; the emulators do not check
- * signatures) rewritten by `rewrite`.
+ * signatures) rewritten by `rewrite`; or the request itself, held until `after` settles.
  */
 export type WireFault =
   | { status: number; type: string; message: string; hangMs?: number }
   | { error: () => Error; hangMs?: number }
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  | { forward: object; rewrite: (output: any) => object; hangMs?: number };
+  | { forward: object; rewrite: (output: any) => object; hangMs?: number }
+  | { after: Promise<unknown> };
 
 /** A test's rule: the fault to answer `call` with, or nothing to let it through. */
 export type WireRule = (call: WireCall) => WireFault | undefined;
@@ -65,6 +66,10 @@ async function answer(
   send: Handler['handle'],
   options: unknown,
 ): Promise<{ response: Response }> {
+  if ('after' in fault) {
+    await fault.after;
+    return send(request, options);
+  }
   if (fault.hangMs) await new Promise((resolve) => setTimeout(resolve, fault.hangMs));
   if ('error' in fault) throw fault.error();
   if ('forward' in fault) {

@@ -28,24 +28,34 @@ interface Target {
 
 /**
  * The error of a refused call, named as the SDK names it: from the body's `__type` (without its
- * namespace), else the `x-amzn-errortype` header; a body that is not JSON (a proxy's error page)
- * gives `UnknownError` with the status.
+ * namespace), else the `x-amzn-errortype` header, with the body's other fields on it; a body that
+ * is not JSON (a proxy's error page) gives `UnknownError` with the status.
  */
 export function serviceError(
   status: number,
   headers: Record<string, string | string[] | undefined>,
   text: string,
 ): ServiceError {
-  let parsed: { __type?: string; message?: string; Message?: string } = {};
+  let parsed: {
+    __type?: string | string[];
+    message?: string;
+    Message?: string;
+    [field: string]: unknown;
+  } = {};
   try {
     parsed = text ? (JSON.parse(text) as typeof parsed) : {};
   } catch {
     // Not JSON: named from the header or the status below.
   }
-  const type = parsed.__type ?? headers['x-amzn-errortype'];
+  const { __type: type = headers['x-amzn-errortype'], message, Message, ...fields } = parsed;
   const name = typeof type === 'string' ? type.split('#').pop()!.split(':')[0] : 'UnknownError';
-  const message = parsed.message ?? parsed.Message ?? `HTTP ${status}: ${text.slice(0, 200)}`;
-  return new ServiceError(name, message, status);
+  const error = new ServiceError(
+    name,
+    message ?? Message ?? `HTTP ${status}: ${text.slice(0, 200)}`,
+    status,
+  );
+  // The error's own fields, as the SDK sets them: CancellationReasons, Item, …
+  return Object.assign(error, fields);
 }
 
 async function body(stream: Readable): Promise<string> {

@@ -1,9 +1,17 @@
-import { BatchWriteItemInput, BatchWriteItemOutput, WriteRequest } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteItemInput,
+  BatchWriteItemOutput,
+  TransactWriteItem,
+  TransactWriteItemsInput,
+  TransactWriteItemsOutput,
+  WriteRequest,
+} from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   DynamoDBDocumentClient,
   QueryCommand,
   QueryCommandInput,
+  TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { backoffDelay, BackoffPolicy, sleep } from '../../common/backoff';
@@ -70,6 +78,65 @@ export type BatchWriteCall = Pick<DirectCall<BatchWriteItemInput, BatchWriteItem
  */
 export const batchWriteCall = (db: DynamoDBDocumentClient): BatchWriteCall =>
   dynamoDbDirectCall('BatchWriteItem', db);
+
+/** An item of TransactWriteItems as the document client takes it: plain values. */
+export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/** TransactWriteItems, sent as the wire's JSON (see `marshallTransactItem`). */
+export type TransactWriteCall = Pick<
+  DirectCall<TransactWriteItemsInput, TransactWriteItemsOutput>,
+  'send'
+>;
+
+/**
+ * TransactWriteItems without the SDK's command stack: a shard's commit (results, checkpoint,
+ * state), every flush of every shard. Its refusal is a `TransactionCanceledException` carrying
+ * `CancellationReasons` as the service answered them (items as attribute values).
+ */
+export const transactWriteCall = (db: DynamoDBDocumentClient): TransactWriteCall =>
+  dynamoDbDirectCall('TransactWriteItems', db);
+
+const attributes = (values?: Record<string, unknown>) =>
+  values && marshall(values, DOCUMENT_MARSHALLING);
+
+/** A transaction item with its item, key and expression values marshalled as the document client does. */
+export function marshallTransactItem({
+  Put,
+  Update,
+  Delete,
+  ConditionCheck,
+}: TransactItem): TransactWriteItem {
+  return {
+    ...(Put && {
+      Put: {
+        ...Put,
+        Item: attributes(Put.Item),
+        ExpressionAttributeValues: attributes(Put.ExpressionAttributeValues),
+      },
+    }),
+    ...(Update && {
+      Update: {
+        ...Update,
+        Key: attributes(Update.Key),
+        ExpressionAttributeValues: attributes(Update.ExpressionAttributeValues),
+      },
+    }),
+    ...(Delete && {
+      Delete: {
+        ...Delete,
+        Key: attributes(Delete.Key),
+        ExpressionAttributeValues: attributes(Delete.ExpressionAttributeValues),
+      },
+    }),
+    ...(ConditionCheck && {
+      ConditionCheck: {
+        ...ConditionCheck,
+        Key: attributes(ConditionCheck.Key),
+        ExpressionAttributeValues: attributes(ConditionCheck.ExpressionAttributeValues),
+      },
+    }),
+  };
+}
 
 /**
  * Puts every item with BatchWriteItem, 25 a call and `concurrency` calls at a time, retrying
