@@ -101,7 +101,7 @@ const DYNAMODB: JsonService = {
   targetPrefix: 'DynamoDB_20120810',
 };
 
-/** Binary values (DynamoDB's `B`) go as base64, as the SDK sends them. */
+/** Binary values (Kinesis' `Data`, DynamoDB's `B`) go as base64, as the SDK sends them. */
 function binaryAsBase64(this: Record<string, unknown>, key: string, value: unknown): unknown {
   const raw = this[key];
   return raw instanceof Uint8Array ? Buffer.from(raw).toString('base64') : value;
