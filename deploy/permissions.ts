@@ -25,6 +25,8 @@ export const SERVICE_COMMANDS: Readonly<Record<string, Grant>> = {
   GetCommand: { actions: ['dynamodb:GetItem'], on: ['tables'] },
   PutCommand: { actions: ['dynamodb:PutItem'], on: ['tables'] },
   UpdateCommand: { actions: ['dynamodb:UpdateItem'], on: ['tables'] },
+  // The lease renewals and releases, sent directly (see src/infra/aws/direct-call.ts).
+  UpdateItemCommand: { actions: ['dynamodb:UpdateItem'], on: ['tables'] },
   DeleteCommand: { actions: ['dynamodb:DeleteItem'], on: ['tables'] },
   // GET /dlq reads the by_failed_at index; the other queries read the tables.
   QueryCommand: { actions: ['dynamodb:Query'], on: ['tables', 'dlqIndex'] },

@@ -147,4 +147,24 @@ describe('dynamoDbDirectCall', () => {
       await server.close();
     }
   });
+
+  it('ends a request when its abort signal fires, as the SDK does (AbortError)', async () => {
+    const server = createServer(() => undefined); // never answers
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      db = createDynamoDbClient({
+        region: 'eu-west-1',
+        dynamoDb: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      });
+      const call = dynamoDbDirectCall<object, unknown>('UpdateItem', db);
+      const controller = new AbortController();
+      const sent = call.send({}, { abortSignal: controller.signal });
+      controller.abort();
+      await expect(sent).rejects.toMatchObject({ name: 'AbortError' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 });

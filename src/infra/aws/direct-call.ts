@@ -126,7 +126,8 @@ export class DirectCall<Input extends object, Output> {
     private readonly operation: string,
   ) {}
 
-  async send(input: Input): Promise<Output> {
+  /** Sends `input`; an abort signal ends the request as it ends the SDK's (an `AbortError`). */
+  async send(input: Input, options: { abortSignal?: AbortSignal } = {}): Promise<Output> {
     // Resolved once; a failure (a region or endpoint provider that failed) is tried again next call.
     this.target ??= this.resolve().catch((error: unknown) => {
       this.target = undefined;
@@ -152,7 +153,10 @@ export class DirectCall<Input extends object, Output> {
     );
     // Looked up on every call, like the SDK does: whatever handles the client's requests.
     const handler = config.requestHandler as NodeHttpHandler;
-    const { response } = await handler.handle(request as Parameters<NodeHttpHandler['handle']>[0]);
+    const { response } = await handler.handle(
+      request as Parameters<NodeHttpHandler['handle']>[0],
+      options,
+    );
     const text = await body(response.body as Readable);
     if (response.statusCode >= 300) throw serviceError(response.statusCode, response.headers, text);
     return JSON.parse(text) as Output;
