@@ -499,7 +499,7 @@ describe('outages stall, never discard (SPEC §3; real emulators)', () => {
   }, 180_000);
 
   it('Kinesis frozen (a proxy holds every byte): reads time out instead of hanging, the shards stall on TimeoutError, and after the thaw the data is exact', async () => {
-    // GetRecords is sent without the SDK's command stack (kinesis-direct-call.ts): it must time
+    // GetRecords is sent without the SDK's command stack (direct-call.ts): it must time
     // out on the client's handler as the SDK's own calls do.
     const proxy: FreezableProxy = await startFreezableProxy(process.env.E2E_KINESIS_ENDPOINT!);
     // The test puts its records straight on the emulator while the app's Kinesis is frozen.

@@ -8,8 +8,8 @@ import { eventually, isolatedEnv, startApp, TestApp } from './support/test-app';
 import { injectWireFaults } from './support/wire-faults';
 
 /**
- * One lease whose commit hangs (a TransactWriteItems that never answers, injected with SDK
- * middleware on the app's own DynamoDB client): renewals run apart from commits, so every lease
+ * One lease whose commit hangs (a TransactWriteItems held at the HTTP handler of the app's own
+ * DynamoDB client until the end): renewals run apart from commits, so every lease
  * of the instance, the hung one included, keeps being renewed, and no other instance can take
  * it as expired.
  */

@@ -99,43 +99,31 @@ export const transactWriteCall = (db: DynamoDBDocumentClient): TransactWriteCall
 const attributes = (values?: Record<string, unknown>) =>
   values && marshall(values, DOCUMENT_MARSHALLING);
 
-/** A transaction item with its item, key and expression values marshalled as the document client does. */
-export function marshallTransactItem({
-  Put,
-  Update,
-  Delete,
-  ConditionCheck,
-}: TransactItem): TransactWriteItem {
-  return {
-    ...(Put && {
-      Put: {
-        ...Put,
-        Item: attributes(Put.Item),
-        ExpressionAttributeValues: attributes(Put.ExpressionAttributeValues),
-      },
-    }),
-    ...(Update && {
-      Update: {
-        ...Update,
-        Key: attributes(Update.Key),
-        ExpressionAttributeValues: attributes(Update.ExpressionAttributeValues),
-      },
-    }),
-    ...(Delete && {
-      Delete: {
-        ...Delete,
-        Key: attributes(Delete.Key),
-        ExpressionAttributeValues: attributes(Delete.ExpressionAttributeValues),
-      },
-    }),
-    ...(ConditionCheck && {
-      ConditionCheck: {
-        ...ConditionCheck,
-        Key: attributes(ConditionCheck.Key),
-        ExpressionAttributeValues: attributes(ConditionCheck.ExpressionAttributeValues),
-      },
-    }),
-  };
+/** The values of one operation of a transaction item, as the document client takes them. */
+type OperationValues = {
+  Item?: Record<string, unknown>;
+  Key?: Record<string, unknown>;
+  ExpressionAttributeValues?: Record<string, unknown>;
+};
+
+/**
+ * A transaction item with its item, key and expression values marshalled as the document client
+ * does, whichever its operation (Put, Update, Delete, ConditionCheck); what it does not have
+ * stays undefined, and is left out of the JSON.
+ */
+export function marshallTransactItem(item: TransactItem): TransactWriteItem {
+  const wire: Record<string, object> = {};
+  for (const [operation, values] of Object.entries(item) as [string, OperationValues?][]) {
+    if (!values) continue;
+    const { Item, Key, ExpressionAttributeValues, ...rest } = values;
+    wire[operation] = {
+      ...rest,
+      Item: attributes(Item),
+      Key: attributes(Key),
+      ExpressionAttributeValues: attributes(ExpressionAttributeValues),
+    };
+  }
+  return wire as TransactWriteItem;
 }
 
 /**
