@@ -118,6 +118,20 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
     return out;
   };
 
+  /** The state items of a shard in a table (a Scan reads 1 MB a page: every page). */
+  const keysIn = async (table: string, shardId: string) => {
+    const keys: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await t.db.send(
+        new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: startKey }),
+      );
+      keys.push(...(page.Items ?? []).map((i) => String(i.leaseKey)));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return keys.filter((k) => k.startsWith(`state#${shardId}#`)).sort();
+  };
+
   beforeAll(async () => {
     t = await startApp(isolatedEnv({ KINESIS_SHARD_COUNT: '1', CONSUMER_ENABLED: 'false' }));
     commits = t.app.get(ShardCommitRepository);
@@ -342,20 +356,6 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
   }, 60_000);
 
   it('keeps window state out of the lease table, and moves a state an older version left there', async () => {
-    /** The state items of a shard in a table (a Scan reads 1 MB a page: every page). */
-    const keysIn = async (table: string, shardId: string) => {
-      const keys: string[] = [];
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        const page = await t.db.send(
-          new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: startKey }),
-        );
-        keys.push(...(page.Items ?? []).map((i) => String(i.leaseKey)));
-        startKey = page.LastEvaluatedKey;
-      } while (startKey);
-      return keys.filter((k) => k.startsWith(`state#${shardId}#`)).sort();
-    };
-
     // Today's commits: the state goes to the state table, the lease table holds leases only.
     const lease = await takeNew('state-owner');
     const state = randomBytes(800 * 1024);
@@ -397,5 +397,58 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
     expect(await keysIn(t.config.tables.leases, old.leaseKey)).toEqual([]);
     expect(await keysIn(t.config.tables.state, old.leaseKey)).toHaveLength(next.length);
     expect(await leases.loadState(reloaded)).toEqual(Buffer.concat(next));
+  });
+
+  it("appends a state's changes after it, fenced by the lease; a full state replaces them all", async () => {
+    const lease = await takeNew('log-owner');
+    const full = chunks(randomBytes(500 * 1024));
+    const change = (n: number) => [randomBytes(2000 + n)];
+    expect(
+      await commits.commit(lease, { aggregates: [], state: full }, { sequenceNumber: 'l1' }),
+    ).toEqual([]);
+    const changes = [change(1), change(2)];
+    for (const [i, state] of changes.entries()) {
+      const result = aggregate(`tc-log-${i}`, 2, false, 1);
+      expect(
+        await commits.commit(
+          lease,
+          { aggregates: [result], state, appendState: true },
+          { sequenceNumber: `l${i + 2}` },
+        ),
+      ).toEqual([]);
+      expect(await stored(result)).toEqual(itemOf(result, expect.any(String)));
+    }
+    const logged = Buffer.concat([...full, ...changes.flat()]);
+    expect(await leaseItem(lease.leaseKey)).toMatchObject({
+      checkpoint: 'l3',
+      stateChunks: full.length + 2,
+    });
+    expect(lease.stateChunks).toBe(full.length + 2);
+    expect(await leases.loadState(lease)).toEqual(logged);
+
+    // An owner that lost the lease appends nothing: not the chunk, not the count.
+    const stale: Lease = { ...lease };
+    const now = await takeAgain(lease.leaseKey, 'log-next');
+    await expect(
+      commits.commit(
+        stale,
+        { aggregates: [], state: change(3), appendState: true },
+        { sequenceNumber: 'l9' },
+      ),
+    ).rejects.toThrow(LeaseLostError);
+    expect(await keysIn(t.config.tables.state, lease.leaseKey)).toHaveLength(full.length + 2);
+    expect(await leaseItem(lease.leaseKey)).toMatchObject({
+      checkpoint: 'l3',
+      stateChunks: full.length + 2,
+    });
+    expect(await leases.loadState(now)).toEqual(logged);
+
+    // The next owner's first checkpoint is a full state: the changes and stale chunks go.
+    const replaced = [randomBytes(3000)];
+    expect(
+      await commits.commit(now, { aggregates: [], state: replaced }, { sequenceNumber: 'l4' }),
+    ).toEqual([]);
+    expect(await keysIn(t.config.tables.state, lease.leaseKey)).toHaveLength(1);
+    expect(await leases.loadState(now)).toEqual(replaced[0]);
   });
 });

@@ -9,11 +9,22 @@ import { Aggregate, Refusal, WindowAggregator, windowKey } from './window-aggreg
 /** What one TransactWriteItems call (4 MB) can carry next to the lease update. */
 export const MAX_STATE_BYTES = 3.8 * 1024 * 1024;
 
-/** The window results to write and the state to checkpoint with them, as one commit. */
+/**
+ * The window results to write and the state to checkpoint with them, as one commit: a full state
+ * that replaces the saved one, or (`appendState`) the changes since, added after it.
+ */
 export interface CommitPlan {
   aggregates: Aggregate[];
   state: Buffer[];
+  appendState?: boolean;
 }
+
+/**
+ * The saved state grows by its changes until they weigh as much as the full state it starts from
+ * (at least this much), or number this many; then a full state replaces it all. Restoring reads at
+ * most about twice the full state, and a checkpoint writes the changes of a few seconds.
+ */
+export const STATE_LOG = { minBytes: 64 * 1024, maxChanges: 32 };
 
 /** The window aggregation of one shard, as the poller and its committer drive it. */
 export interface ShardAggregation {
@@ -48,7 +59,16 @@ export interface StateSource {
   hashRange?: HashRange;
 }
 
-const unpack = (b: Buffer) => JSON.parse(gunzipSync(b).toString('utf8')) as unknown;
+/**
+ * A saved state is gzip members, one per segment (a full state, then its changes), each a line
+ * of JSON: concatenated, they read as one stream. A state saved before the log is one line.
+ */
+const unpack = (b: Buffer) =>
+  gunzipSync(b)
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as unknown);
 const keyOf = (a: Aggregate) => windowKey(a.window, a.city_id, Date.parse(a.window_start));
 
 /** One shard's windows: the pure WindowAggregator, its metrics, and its gzip-compressed snapshot. */
@@ -56,6 +76,8 @@ export class WindowedShardAggregation implements ShardAggregation {
   private readonly logger = new Logger(WindowedShardAggregation.name);
   private readonly aggregator: WindowAggregator;
   readonly flushMs: number;
+  /** What the saved state holds since its last full state; undefined until one is saved. */
+  private log?: { fullBytes: number; changeBytes: number; changes: number };
 
   constructor(
     private readonly shardId: string,
@@ -110,6 +132,16 @@ export class WindowedShardAggregation implements ShardAggregation {
   }
 
   seal(aggregates: Aggregate[], now: number): CommitPlan {
+    const log = this.log;
+    const delta = log && this.aggregator.delta({ written: aggregates });
+    if (log && delta) {
+      const changes = gzipSync(JSON.stringify(delta) + '\n');
+      if (
+        log.changes < STATE_LOG.maxChanges &&
+        log.changeBytes + changes.length <= Math.max(log.fullBytes, STATE_LOG.minBytes)
+      )
+        return { aggregates, state: this.chunk(changes), appendState: true };
+    }
     let packed = this.pack({ written: aggregates });
     if (packed.length <= this.maxStateBytes) return { aggregates, state: this.chunk(packed) };
     // A transaction holds at most 4 MB: rather than stall the shard, save the sums without the
@@ -137,6 +169,17 @@ export class WindowedShardAggregation implements ShardAggregation {
 
   confirm(plan: CommitPlan): void {
     this.aggregator.confirm(plan.aggregates);
+    if (plan.state.length > 0) {
+      this.aggregator.stateSaved();
+      const bytes = plan.state.reduce((sum, chunk) => sum + chunk.length, 0);
+      this.log = plan.appendState
+        ? {
+            ...this.log!,
+            changeBytes: this.log!.changeBytes + bytes,
+            changes: this.log!.changes + 1,
+          }
+        : { fullBytes: bytes, changeBytes: 0, changes: 0 };
+    }
     const now = Date.now();
     for (const a of plan.aggregates) {
       if (a.final)
@@ -173,7 +216,7 @@ export class WindowedShardAggregation implements ShardAggregation {
   }
 
   private pack(options: Parameters<WindowAggregator['snapshot']>[0]): Buffer {
-    return gzipSync(JSON.stringify(this.aggregator.snapshot(options)));
+    return gzipSync(JSON.stringify(this.aggregator.snapshot(options)) + '\n');
   }
 
   private chunk(packed: Buffer): Buffer[] {

@@ -861,4 +861,87 @@ describe('WindowAggregator: precision, change tracking, snapshots, resharding, c
       { numRuns: 300 },
     );
   });
+
+  it('property: a full state and the changes saved after it restore to the state a full snapshot holds', () => {
+    const stepArb = fc.record({
+      city: fc.constantFrom('a', 'b', 'c', 'd'),
+      offset: fc.integer({ min: 0, max: 12 * minute }),
+      pm25: fc.double({ min: 0, max: 1000, noNaN: true }),
+      duplicate: fc.boolean(),
+      // After the record: nothing, or collect and save a full state, the changes, or a save
+      // whose commit failed (neither confirmed nor saved).
+      save: fc.constantFrom('none', 'none', 'full', 'changes', 'changes', 'failed'),
+      flushPartials: fc.boolean(),
+    });
+    const canonical = (snapshot: unknown) => {
+      const s = JSON.parse(JSON.stringify(snapshot)) as {
+        windows: [string, string, string, number, ...unknown[]][];
+        closed: [string][];
+      };
+      const ids = (row: unknown[]) => String(row[10]).match(/.{16}/g)?.sort() ?? [];
+      return {
+        ...s,
+        windows: s.windows
+          .map((row) => [...row.slice(0, 10), ids(row), row[11]])
+          .sort((p, q) => `${p[0]}|${p[1]}|${p[3]}`.localeCompare(`${q[0]}|${q[1]}|${q[3]}`)),
+        closed: [...s.closed].sort((p, q) => p[0].localeCompare(q[0])),
+      };
+    };
+    fc.assert(
+      fc.property(
+        fc.array(stepArb, { minLength: 1, maxLength: 60 }),
+        fc.constantFrom(4, 1_000_000),
+        (steps, maxOpenWindows) => {
+          const config = settings({ sizes: parseWindowSizes('1m,5m'), maxOpenWindows });
+          const agg = new WindowAggregator(config);
+          let log: unknown[] = [];
+          let now = T0;
+          let previous: Measurement | undefined;
+          for (const step of steps) {
+            const m =
+              step.duplicate && previous
+                ? previous
+                : record(step.city, step.offset, step.pm25, 20, 10, 's1');
+            previous = m;
+            agg.add(m, (now += 1000));
+            if (step.save === 'none') continue;
+            const written = agg.collect(now, false, step.flushPartials);
+            const changes = agg.delta({ written });
+            const full = step.save === 'full' || !changes;
+            const segment = JSON.parse(
+              JSON.stringify(full ? agg.snapshot({ written }) : changes),
+            ) as unknown;
+            if (step.save === 'failed') continue;
+            agg.confirm(written);
+            agg.stateSaved();
+            log = full ? [segment] : [...log, segment];
+            const restored = new WindowAggregator(config);
+            restored.restore(log, now);
+            expect(canonical(restored.snapshot())).toEqual(canonical(agg.snapshot()));
+            expect(restored.openWindows).toBe(agg.openWindows);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('saves only what changed: the changed windows with their new ids, and the windows gone', () => {
+    const agg = new WindowAggregator(settings());
+    agg.add(record('a', 0, 10), T0);
+    agg.add(record('b', 0, 10), T0);
+    expect(agg.delta()).toBeUndefined(); // nothing saved yet: a full state comes first
+    agg.confirm(agg.collect(T0, false, true));
+    agg.stateSaved();
+    const m = record('a', 1000, 30);
+    agg.add(m, T0 + 1);
+    const changes = agg.delta()!;
+    expect(changes.windows.map((w) => [w[1], w[5], w[10]])).toEqual([['a', 2, m.message_id]]);
+    expect(changes.gone).toEqual([]);
+    agg.confirm([]);
+    agg.stateSaved();
+    // Both windows final and written: they leave the state.
+    const written = agg.collect(T0 + 10 * 3_600_000, true, false);
+    expect(agg.delta({ written })!.gone!.sort()).toEqual([`5m|a|${T0}`, `5m|b|${T0}`]);
+  });
 });

@@ -22,6 +22,8 @@ interface Accumulator {
   temperature: Stats;
   aqi: Stats;
   ids: Set<string>;
+  /** The ids added since the state was last saved (kept only once a full state is saved). */
+  fresh: string[];
   /** Changed since its last write. */
   dirty: boolean;
   /** Closed before its time because the shard hit the cap on open windows. */
@@ -91,17 +93,26 @@ type WindowRow = [
   number?,
 ];
 
+/**
+ * A full state, or (`d: 1`) what changed since the state saved before it: the windows that
+ * changed, with only their new message ids, and the windows that are gone. The watermarks, floors
+ * and tombstones are whole in both.
+ */
 interface SnapshotV2 {
   v: 1 | 2;
+  d?: 1;
   maxEventTime: number | null;
   watermark: number | null;
   floors?: [string, string, number][];
   closed?: [string, string, number][];
   windows: WindowRow[];
+  gone?: string[];
 }
 
 const DIRTY = 1;
 const EARLY = 2;
+/** What a saved row says of a window: enough to tell that it changed since. */
+const savedAs = (count: number, flags: number) => count * 4 + flags;
 
 export const windowKey = (label: string, cityId: string, start: number) =>
   `${label}|${cityId}|${start}`;
@@ -133,6 +144,11 @@ export class WindowAggregator {
   private watermarkMs = Number.NEGATIVE_INFINITY;
   private lastRecordAt?: number;
   private early = 0;
+  /**
+   * What the saved state (a full state and the changes after it) holds of each window, once a
+   * full state was saved: `delta` writes only what differs from it.
+   */
+  private saved?: Map<string, number>;
 
   constructor(private readonly settings: AggregationSettings) {}
 
@@ -189,6 +205,7 @@ export class WindowAggregator {
           temperature: newStats(),
           aqi: newStats(),
           ids: new Set(),
+          fresh: [],
           dirty: false,
           early: false,
         };
@@ -199,6 +216,7 @@ export class WindowAggregator {
       }
       if (acc.ids.has(m.message_id)) continue;
       acc.ids.add(m.message_id);
+      if (this.saved) acc.fresh.push(m.message_id);
       acc.count += 1;
       addStat(acc.pm25, m.pm25_value);
       addStat(acc.pm10, m.pm10_value);
@@ -299,86 +317,61 @@ export class WindowAggregator {
    * later (only for oversized state).
    */
   snapshot(options: { written?: Aggregate[]; withoutIds?: boolean } = {}): SnapshotV2 {
-    const written = new Map((options.written ?? []).map((a) => [aggregateKey(a), a]));
     const windows: WindowRow[] = [];
-    for (const [key, a] of this.windows) {
-      const w = written.get(key);
-      if (w?.final) continue;
-      const dirty = a.dirty && !(w && w.record_count === a.count);
-      windows.push([
-        a.label,
-        a.cityId,
-        a.cityName,
-        a.start,
-        a.size,
-        a.count,
-        a.pm25,
-        a.pm10,
-        a.temperature,
-        a.aqi,
-        options.withoutIds ? '' : [...a.ids].join(''),
-        (dirty ? DIRTY : 0) | (a.early ? EARLY : 0),
-      ]);
-    }
-    const closed = new Map(this.closed);
-    for (const [key, w] of written) {
-      const acc = this.windows.get(key);
-      if (w.final && acc?.early)
-        closed.set(key, { cityId: acc.cityId, expiresAt: this.expiry(acc) });
-    }
-    return {
-      v: 2,
-      maxEventTime: finite(this.maxEventTime),
-      watermark: finite(this.watermarkMs),
-      floors: this.floors.map((f) => [String(f.range.start), String(f.range.end), f.watermark]),
-      closed: [...closed].map(([key, c]) => [key, c.cityId, c.expiresAt]),
-      windows,
-    };
+    this.eachSaved(options.written, (a, flags) =>
+      windows.push(this.row(a, flags, options.withoutIds ? '' : [...a.ids].join(''))),
+    );
+    return this.withClocks({ v: 2, windows }, options.written);
   }
 
-  /** Takes back a snapshot; `now` starts the idle clock, as if the last record arrived then. */
+  /**
+   * What changed since the state was last saved (see `stateSaved`), as it will be once `written`
+   * is confirmed: `restore` applies it after the saved state. Undefined until a full state is
+   * saved.
+   */
+  delta(options: { written?: Aggregate[] } = {}): SnapshotV2 | undefined {
+    const saved = this.saved;
+    if (!saved) return undefined;
+    const windows: WindowRow[] = [];
+    const kept = new Set<string>();
+    this.eachSaved(options.written, (a, flags, key) => {
+      kept.add(key);
+      if (saved.get(key) !== savedAs(a.count, flags))
+        windows.push(this.row(a, flags, a.fresh.join('')));
+    });
+    const gone = [...saved.keys()].filter((key) => !kept.has(key));
+    return this.withClocks({ v: 2, d: 1, windows, gone }, options.written);
+  }
+
+  /** The state as it is now (after `confirm`) is saved: the next `delta` starts from it. */
+  stateSaved(): void {
+    this.saved = new Map();
+    for (const [key, a] of this.windows) {
+      this.saved.set(key, savedAs(a.count, this.flagsOf(a, a.dirty)));
+      a.fresh = [];
+    }
+  }
+
+  /**
+   * Takes back a snapshot, or a full one and the deltas after it, in order; `now` starts the
+   * idle clock, as if the last record arrived then. The next save must be a full state.
+   */
   restore(snapshot: unknown, now?: number): void {
-    const s = snapshot as SnapshotV2;
-    if (s?.v !== 1 && s?.v !== 2) throw new Error('unknown window-state version');
+    const [full, ...deltas] = (Array.isArray(snapshot) ? snapshot : [snapshot]) as SnapshotV2[];
+    if ((full?.v !== 1 && full?.v !== 2) || full.d !== undefined)
+      throw new Error('unknown window-state version');
     this.lastRecordAt = now;
-    this.maxEventTime = s.maxEventTime ?? Number.NEGATIVE_INFINITY;
-    this.watermarkMs = s.watermark ?? Number.NEGATIVE_INFINITY;
-    this.floors = (s.floors ?? []).map(([start, end, watermark]) => ({
-      range: { start: BigInt(start), end: BigInt(end) },
-      watermark,
-    }));
-    this.floorOfCity.clear();
-    this.closed.clear();
-    for (const [key, cityId, expiresAt] of s.closed ?? [])
-      this.closed.set(key, { cityId, expiresAt });
+    this.saved = undefined;
     this.windows.clear();
     this.early = 0;
-    const fix = (st: Stats): Stats => [
-      st[0],
-      st[1] ?? Number.POSITIVE_INFINITY,
-      st[2] ?? Number.NEGATIVE_INFINITY,
-    ];
-    for (const row of s.windows) {
-      const [label, cityId, cityName, start, size, count, pm25, pm10, temperature, aqi, ids] = row;
-      // Version 1 kept no flags: rewrite every window once to be sure it is stored.
-      const flags = s.v === 1 ? DIRTY : (row[11] ?? 0);
-      const early = (flags & EARLY) !== 0;
-      if (early) this.early += 1;
-      this.windows.set(windowKey(label, cityId, start), {
-        label,
-        cityId,
-        cityName,
-        start,
-        size,
-        count,
-        pm25: fix(pm25),
-        pm10: fix(pm10),
-        temperature: fix(temperature),
-        aqi: fix(aqi),
-        ids: new Set(ids.match(/.{16}/g) ?? []),
-        dirty: (flags & DIRTY) !== 0,
-        early,
-      });
+    this.apply(full);
+    for (const delta of deltas) {
+      if (delta?.v !== 2 || delta.d !== 1) throw new Error('unknown window-state change');
+      for (const key of delta.gone ?? []) {
+        const acc = this.windows.get(key);
+        if (acc) this.forget(key, acc, false);
+      }
+      this.apply(delta);
     }
   }
 
@@ -390,6 +383,7 @@ export class WindowAggregator {
    */
   adopt(parents: ParentState[], keep: (cityId: string) => boolean, now?: number): void {
     this.lastRecordAt = now;
+    this.saved = undefined;
     const others = parents.map((p) => {
       const w = new WindowAggregator(this.settings);
       w.restore(p.snapshot);
@@ -409,12 +403,105 @@ export class WindowAggregator {
         this.floors.push({ range, watermark: w.watermarkMs });
       for (const [key, acc] of w.windows) {
         if (!keep(acc.cityId)) continue;
-        this.windows.set(key, { ...acc });
+        this.windows.set(key, { ...acc, fresh: [] });
         if (acc.early) this.early += 1;
       }
       for (const [key, c] of w.closed) if (keep(c.cityId)) this.closed.set(key, c);
     }
     this.prune();
+  }
+
+  /**
+   * Each window the state keeps once `written` is confirmed (not the final ones it holds), with
+   * its flags as they will be then.
+   */
+  private eachSaved(
+    written: Aggregate[] | undefined,
+    visit: (a: Accumulator, flags: number, key: string) => void,
+  ): void {
+    const byKey = new Map((written ?? []).map((a) => [aggregateKey(a), a]));
+    for (const [key, a] of this.windows) {
+      const w = byKey.get(key);
+      if (w?.final) continue;
+      visit(a, this.flagsOf(a, a.dirty && !(w && w.record_count === a.count)), key);
+    }
+  }
+
+  private flagsOf(a: Accumulator, dirty: boolean): number {
+    return (dirty ? DIRTY : 0) | (a.early ? EARLY : 0);
+  }
+
+  private row(a: Accumulator, flags: number, ids: string): WindowRow {
+    const { label, cityId, cityName, start, size, count, pm25, pm10, temperature, aqi } = a;
+    return [label, cityId, cityName, start, size, count, pm25, pm10, temperature, aqi, ids, flags];
+  }
+
+  /** The watermarks, floors and tombstones, as they will be once `written` is confirmed. */
+  private withClocks(
+    s: Pick<SnapshotV2, 'v' | 'd' | 'windows' | 'gone'>,
+    written: Aggregate[] | undefined,
+  ): SnapshotV2 {
+    const closed = new Map(this.closed);
+    for (const w of written ?? []) {
+      const key = aggregateKey(w);
+      const acc = this.windows.get(key);
+      if (w.final && acc?.early)
+        closed.set(key, { cityId: acc.cityId, expiresAt: this.expiry(acc) });
+    }
+    return {
+      ...s,
+      maxEventTime: finite(this.maxEventTime),
+      watermark: finite(this.watermarkMs),
+      floors: this.floors.map((f) => [String(f.range.start), String(f.range.end), f.watermark]),
+      closed: [...closed].map(([key, c]) => [key, c.cityId, c.expiresAt]),
+    };
+  }
+
+  /** Takes in a full state's or a delta's clocks and windows (a delta's ids add to the known). */
+  private apply(s: SnapshotV2): void {
+    this.maxEventTime = s.maxEventTime ?? Number.NEGATIVE_INFINITY;
+    this.watermarkMs = s.watermark ?? Number.NEGATIVE_INFINITY;
+    this.floors = (s.floors ?? []).map(([start, end, watermark]) => ({
+      range: { start: BigInt(start), end: BigInt(end) },
+      watermark,
+    }));
+    this.floorOfCity.clear();
+    this.closed.clear();
+    for (const [key, cityId, expiresAt] of s.closed ?? [])
+      this.closed.set(key, { cityId, expiresAt });
+    const fix = (st: Stats): Stats => [
+      st[0],
+      st[1] ?? Number.POSITIVE_INFINITY,
+      st[2] ?? Number.NEGATIVE_INFINITY,
+    ];
+    for (const row of s.windows) {
+      const [label, cityId, cityName, start, size, count, pm25, pm10, temperature, aqi, ids] = row;
+      // Version 1 kept no flags: rewrite every window once to be sure it is stored.
+      const flags = s.v === 1 ? DIRTY : (row[11] ?? 0);
+      const early = (flags & EARLY) !== 0;
+      const key = windowKey(label, cityId, start);
+      const known = this.windows.get(key);
+      if (known?.early) this.early -= 1;
+      if (early) this.early += 1;
+      const acc: Accumulator = {
+        label,
+        cityId,
+        cityName,
+        start,
+        size,
+        count,
+        pm25: fix(pm25),
+        pm10: fix(pm10),
+        temperature: fix(temperature),
+        aqi: fix(aqi),
+        ids: known?.ids ?? new Set(),
+        fresh: [],
+        dirty: (flags & DIRTY) !== 0,
+        early,
+      };
+      for (const id of ids.match(/.{16}/g) ?? []) acc.ids.add(id);
+      this.windows.set(key, acc);
+    }
   }
 
   private isFinal(acc: Accumulator): boolean {

@@ -238,17 +238,25 @@ export class LeaseRepository implements LeaseStore {
 
   /**
    * The transaction items that move the checkpoint and replace the window state (cut into
-   * `state` chunks, in the state table, so that the lease cycle's Scan never reads them),
-   * conditional on the lease being ours. The lease update moves leaseCounter as a renewal does
-   * (see ownershipRenewal). Call `checkpointed` once they landed.
+   * `state` chunks, in the state table, so that the lease cycle's Scan never reads them), or with
+   * `append` add the chunks after it, conditional on the lease being ours. The lease update moves
+   * leaseCounter as a renewal does (see ownershipRenewal). Call `checkpointed` once they landed.
    */
-  checkpointItems(lease: Lease, checkpoint: Checkpoint, state: Buffer[]): TransactItem[] {
-    if (state.length > 98)
-      throw new Error(`window state of ${lease.leaseKey} is too large for one transaction`);
+  checkpointItems(
+    lease: Lease,
+    checkpoint: Checkpoint,
+    state: Buffer[],
+    append = false,
+  ): TransactItem[] {
+    if (append && lease.legacyStateChunks)
+      throw new Error(`the window state of ${lease.leaseKey} must be replaced before it grows`);
     // A state read from the lease table has nothing in the state table to replace.
     const previous = lease.legacyStateChunks ? 0 : (lease.stateChunks ?? 0);
-    const stale = Math.max(0, previous - state.length);
+    const first = append ? previous : 0;
+    const stale = append ? 0 : Math.max(0, previous - state.length);
     const legacyDeletes = movesLegacyState(lease, state) ? (lease.legacyStateChunks ?? 0) : 0;
+    if (1 + state.length + stale + legacyDeletes > 100)
+      throw new Error(`window state of ${lease.leaseKey} is too large for one transaction`);
     const sub = checkpoint.subSequenceNumber;
     return [
       {
@@ -266,14 +274,17 @@ export class LeaseRepository implements LeaseStore {
             ':checkpoint': checkpoint.sequenceNumber,
             ':one': 1,
             ':zero': 0,
-            ':chunks': state.length,
+            ':chunks': first + state.length,
             ...(sub === undefined ? {} : { ':sub': sub }),
             ...ownedValues(lease),
           },
         },
       },
       ...state.map((data, i) => ({
-        Put: { TableName: this.stateTable, Item: { leaseKey: stateKey(lease.leaseKey, i), data } },
+        Put: {
+          TableName: this.stateTable,
+          Item: { leaseKey: stateKey(lease.leaseKey, first + i), data },
+        },
       })),
       ...Array.from({ length: stale }, (_, i) => ({
         Delete: {
@@ -287,11 +298,11 @@ export class LeaseRepository implements LeaseStore {
     ];
   }
 
-  checkpointed(lease: Lease, checkpoint: Checkpoint, state: Buffer[]): void {
+  checkpointed(lease: Lease, checkpoint: Checkpoint, state: Buffer[], append = false): void {
     lease.checkpoint = checkpoint.sequenceNumber;
     lease.checkpointSubSequenceNumber = checkpoint.subSequenceNumber;
     lease.ownerSwitchesSinceCheckpoint = 0;
-    lease.stateChunks = state.length;
+    lease.stateChunks = (append ? (lease.stateChunks ?? 0) : 0) + state.length;
     if (movesLegacyState(lease, state)) delete lease.legacyStateChunks;
   }
 

@@ -63,7 +63,7 @@ export class ShardCommitRepository implements CommitStore {
     const last =
       checkpoint === undefined
         ? [this.leases.ownershipRenewal(lease)]
-        : this.leases.checkpointItems(lease, checkpoint, plan.state);
+        : this.leases.checkpointItems(lease, checkpoint, plan.state, plan.appendState);
     let room = MAX_ITEMS - last.length;
     let bytes = MAX_BYTES - last.reduce((sum, item) => sum + bytesOf(item), 0);
     let split = results.length;
@@ -80,7 +80,7 @@ export class ShardCommitRepository implements CommitStore {
     }
     const refused = await this.transact(lease, last, results.slice(split));
     if (refused.length === 0 && checkpoint !== undefined)
-      this.leases.checkpointed(lease, checkpoint, plan.state);
+      this.leases.checkpointed(lease, checkpoint, plan.state, plan.appendState);
     return refused;
   }
 

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import fc from 'fast-check';
-import { WindowedShardAggregation } from '../aggregation/shard-aggregation';
+import { gunzipSync } from 'node:zlib';
+import { STATE_LOG, WindowedShardAggregation } from '../aggregation/shard-aggregation';
 import { Aggregate } from '../aggregation/window-aggregator';
 import { parseWindowSizes } from '../domain/windows';
 import { Measurement, normaliseMeasurement } from '../domain/measurement';
@@ -183,6 +184,40 @@ describe('ShardCommitter', () => {
     await writer.commit(false, true, true);
     expect(tables.checkpointOf(SHARD)).toBe('3');
     expect(stateWrites()).toBe(2);
+  });
+
+  it('checkpoints a full state, then only the changes after it, until they are too many; a new owner restores them all', async () => {
+    const tables = new FakeTables();
+    const writer = await Writer.take(tables, 'a');
+    const records = Array.from({ length: 120 }, (_, i) => measurement(i, i % 3, i * 500, i));
+    const saved = () => {
+      const state = tables.leases.get(SHARD)!.state!;
+      const lines = gunzipSync(Buffer.concat(state)).toString().split('\n').filter(Boolean);
+      return lines.map((line) =>
+        (JSON.parse(line) as { d?: number }).d === 1 ? 'changes' : 'full',
+      );
+    };
+    writer.process(records, 40);
+    await writer.commit(true);
+    expect(saved()).toEqual(['full']);
+    for (let i = 1; i <= STATE_LOG.maxChanges; i += 1) {
+      writer.process(records, 2);
+      await writer.commit(false, false, true);
+      expect(saved()).toEqual(['full', ...Array<string>(i).fill('changes')]);
+    }
+    writer.process(records, 2);
+    await writer.commit(false, false, true);
+    expect(saved()).toEqual(['full']);
+    writer.process(records, 3);
+    await writer.commit(false, false, true);
+    expect(saved()).toEqual(['full', 'changes']);
+
+    const reference = new FakeTables();
+    await (await Writer.take(reference, 'solo')).finish(records);
+    const next = await Writer.take(tables, 'b');
+    expect(next.position).toBe(writer.position);
+    await next.finish(records);
+    expect(finalsOf(tables)).toEqual(finalsOf(reference));
   });
 
   it('a window the table already holds as final is forgotten, its extra records are late, and the checkpoint still lands', async () => {

@@ -12,8 +12,9 @@ import { STATE_CHUNK_BYTES } from '../stream-consumer/lease.repository';
  * carries once its windows are full. The bench's steps are too short to fill a 5-minute window;
  * this feeds one shard's aggregation R records/s of event time, sealing a checkpoint every second,
  * first for the longest window plus the allowed lateness, then for one more such window, over
- * which it reports the window state per checkpoint (mean and peak) and the CPU of sealing it (JSON
- * and gzip). The other AGGREGATION_* settings come from the environment, as for the service. No
+ * which it reports the window state per checkpoint (mean and peak: a full state or the changes
+ * since the last one), the CPU of sealing it (JSON and gzip), and the most a new owner would read
+ * (the full state and the changes after it). The other AGGREGATION_* settings come from the environment, as for the service. No
  * emulators: the aggregation alone.
  */
 async function main(): Promise<void> {
@@ -45,6 +46,9 @@ async function main(): Promise<void> {
   let bytes = 0;
   let peak = 0;
   let cpuUs = 0;
+  let fulls = 0;
+  let saved = 0;
+  let savedPeak = 0;
   for (let second = 0; second < seconds; second++) {
     const batch = Array.from({ length: rate }, (_, i) =>
       normaliseMeasurement(
@@ -71,7 +75,10 @@ async function main(): Promise<void> {
       bytes += size;
       peak = Math.max(peak, size);
       cpuUs += used.user + used.system;
+      if (!plan.appendState) fulls += 1;
     }
+    saved = (plan.appendState ? saved : 0) + plan.state.reduce((sum, c) => sum + c.length, 0);
+    savedPeak = Math.max(savedPeak, saved);
     aggregation.confirm(plan);
   }
   const mb = (n: number) => (n / 1_000_000).toFixed(2);
@@ -80,7 +87,8 @@ async function main(): Promise<void> {
     `${rate} records/s on one shard, ${cities} cities, windows ${sizes.map((s) => s.label).join(',')}: ` +
       `window state per checkpoint ${mb(bytes / measured)} MB mean, ${mb(peak)} MB peak (gzip); ` +
       `sealing it ${(cpuUs / measured / 1000).toFixed(0)} ms of CPU on average ` +
-      `(the last ${measured} of ${seconds} commits, one a second)` +
+      `(the last ${measured} of ${seconds} commits, one a second; ${fulls} of them full states, ` +
+      `the others the changes since); saved state (what a new owner reads) ${mb(savedPeak)} MB peak` +
       (oversized > 0 ? `; ${oversized} commit(s) over the limit saved without message ids` : ''),
   );
 }

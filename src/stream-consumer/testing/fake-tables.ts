@@ -114,10 +114,10 @@ export class FakeTables implements CommitStore {
     if (checkpoint !== undefined) {
       stored.checkpoint = checkpoint.sequenceNumber;
       stored.checkpointSubSequenceNumber = checkpoint.subSequenceNumber;
-      stored.state = plan.state;
+      stored.state = plan.appendState ? [...(stored.state ?? []), ...plan.state] : plan.state;
       lease.checkpoint = checkpoint.sequenceNumber;
       lease.checkpointSubSequenceNumber = checkpoint.subSequenceNumber;
-      lease.stateChunks = plan.state.length;
+      lease.stateChunks = stored.state.length;
       this.log.push(
         `checkpoint ${lease.leaseKey} ${this.positionOf(lease.leaseKey)} by epoch ${sent.epoch}`,
       );
