@@ -26,6 +26,9 @@ export interface CommitPlan {
  */
 export const STATE_LOG = { minBytes: 64 * 1024, maxChanges: 32 };
 
+export const stateBytes = (plan: CommitPlan) =>
+  plan.state.reduce((sum, chunk) => sum + chunk.length, 0);
+
 /** The window aggregation of one shard, as the poller and its committer drive it. */
 export interface ShardAggregation {
   /** At most this often, partial aggregates are written and the state is checkpointed. */
@@ -69,6 +72,7 @@ const unpack = (b: Buffer) =>
     .split('\n')
     .filter((line) => line.length > 0)
     .map((line) => JSON.parse(line) as unknown);
+const pack = (segment: unknown) => gzipSync(JSON.stringify(segment) + '\n');
 const keyOf = (a: Aggregate) => windowKey(a.window, a.city_id, Date.parse(a.window_start));
 
 /** One shard's windows: the pure WindowAggregator, its metrics, and its gzip-compressed snapshot. */
@@ -135,14 +139,14 @@ export class WindowedShardAggregation implements ShardAggregation {
     const log = this.log;
     const delta = log && this.aggregator.delta({ written: aggregates });
     if (log && delta) {
-      const changes = gzipSync(JSON.stringify(delta) + '\n');
+      const changes = pack(delta);
       if (
         log.changes < STATE_LOG.maxChanges &&
         log.changeBytes + changes.length <= Math.max(log.fullBytes, STATE_LOG.minBytes)
       )
         return { aggregates, state: this.chunk(changes), appendState: true };
     }
-    let packed = this.pack({ written: aggregates });
+    let packed = pack(this.aggregator.snapshot({ written: aggregates }));
     if (packed.length <= this.maxStateBytes) return { aggregates, state: this.chunk(packed) };
     // A transaction holds at most 4 MB: rather than stall the shard, save the sums without the
     // message ids, and say so. Duplicates that arrive after a restart could then count twice.
@@ -153,7 +157,7 @@ export class WindowedShardAggregation implements ShardAggregation {
     );
     let plan = aggregates;
     for (;;) {
-      packed = this.pack({ written: plan, withoutIds: true });
+      packed = pack(this.aggregator.snapshot({ written: plan, withoutIds: true }));
       if (packed.length <= this.maxStateBytes)
         return { aggregates: plan, state: this.chunk(packed) };
       // Still too large: close the oldest windows early until it fits, rather than stall.
@@ -171,7 +175,7 @@ export class WindowedShardAggregation implements ShardAggregation {
     this.aggregator.confirm(plan.aggregates);
     if (plan.state.length > 0) {
       this.aggregator.stateSaved();
-      const bytes = plan.state.reduce((sum, chunk) => sum + chunk.length, 0);
+      const bytes = stateBytes(plan);
       this.log = plan.appendState
         ? {
             ...this.log!,
@@ -213,10 +217,6 @@ export class WindowedShardAggregation implements ShardAggregation {
     this.logger.warn(
       `${this.shardId}: ${count} oldest window(s) finalised early (finalised_early) because of ${why}; ${this.aggregator.openWindows} open`,
     );
-  }
-
-  private pack(options: Parameters<WindowAggregator['snapshot']>[0]): Buffer {
-    return gzipSync(JSON.stringify(this.aggregator.snapshot(options)) + '\n');
   }
 
   private chunk(packed: Buffer): Buffer[] {

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { parseArgs } from 'node:util';
-import { WindowedShardAggregation } from '../aggregation/shard-aggregation';
+import { stateBytes, WindowedShardAggregation } from '../aggregation/shard-aggregation';
 import { loadConfig } from '../config/app.config';
 import { normaliseMeasurement } from '../domain/measurement';
 import { parseWindowSizes } from '../domain/windows';
@@ -14,8 +14,8 @@ import { STATE_CHUNK_BYTES } from '../stream-consumer/lease.repository';
  * first for the longest window plus the allowed lateness, then for one more such window, over
  * which it reports the window state per checkpoint (mean and peak: a full state or the changes
  * since the last one), the CPU of sealing it (JSON and gzip), and the most a new owner would read
- * (the full state and the changes after it). The other AGGREGATION_* settings come from the environment, as for the service. No
- * emulators: the aggregation alone.
+ * (the full state and the changes after it). The other AGGREGATION_* settings come from the
+ * environment, as for the service. No emulators: the aggregation alone.
  */
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -70,14 +70,14 @@ async function main(): Promise<void> {
     const before = process.cpuUsage();
     const plan = aggregation.seal(due, now);
     const used = process.cpuUsage(before);
+    const size = stateBytes(plan);
     if (second >= warmUp) {
-      const size = plan.state.reduce((sum, chunk) => sum + chunk.length, 0);
       bytes += size;
       peak = Math.max(peak, size);
       cpuUs += used.user + used.system;
       if (!plan.appendState) fulls += 1;
     }
-    saved = (plan.appendState ? saved : 0) + plan.state.reduce((sum, c) => sum + c.length, 0);
+    saved = (plan.appendState ? saved : 0) + size;
     savedPeak = Math.max(savedPeak, saved);
     aggregation.confirm(plan);
   }
