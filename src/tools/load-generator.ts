@@ -4,6 +4,7 @@ import {
   seededRandom,
   simulatedCities,
 } from '../ingestion/simulator/measurement-generator';
+import { EventTimes } from './event-times';
 import { percentile } from './percentile';
 
 export interface LoadOptions {
@@ -39,11 +40,13 @@ export interface LoadReport {
 /**
  * Open-loop load through POST /measurements: measurements are generated on a schedule at `rate`,
  * whatever the answers, batched `batch` per request with at most `maxInFlight` requests open.
- * A 503 is retried after its Retry-After with the same body (safe: message ids).
+ * A 503 is retried after its Retry-After with the same body (safe: message ids). No two
+ * measurements of a city share an event time (see EventTimes), so only `duplicates` are duplicates.
  */
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const generator = new MeasurementGenerator(simulatedCities(options.cities), options.seed);
   const random = seededRandom(options.seed ^ 0x5bd1e995);
+  const times = new EventTimes();
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (options.apiKey) headers['x-api-key'] = options.apiKey;
   const maxInFlight = options.maxInFlight ?? 64;
@@ -121,11 +124,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const due = Math.floor(((now - started) / 1000) * options.rate) - generated;
     for (let i = 0; i < due; i++) {
       generated += 1;
-      let at = now;
       const dice = random();
-      if (dice < options.late) at -= 10 * 60_000;
-      else if (dice < options.late + options.outOfOrder) at -= Math.floor(random() * 4000);
-      const m = generator.next(new Date(at - (generated % 1000)));
+      const back =
+        dice < options.late
+          ? 10 * 60_000
+          : dice < options.late + options.outOfOrder
+            ? Math.floor(random() * 4000)
+            : 0;
+      const m = generator.next(new Date(now - back));
+      const at = back > 0 ? times.past(m.city_id, now - back, now) : times.next(m.city_id, now);
+      m.timestamp = new Date(at).toISOString();
       batch.push(m);
       if (random() < options.duplicates) resend.push(m);
       if (batch.length >= options.batch) {
