@@ -25,7 +25,7 @@ export const SERVICE_COMMANDS: Readonly<Record<string, Grant>> = {
   GetCommand: { actions: ['dynamodb:GetItem'], on: ['tables'] },
   PutCommand: { actions: ['dynamodb:PutItem'], on: ['tables'] },
   UpdateCommand: { actions: ['dynamodb:UpdateItem'], on: ['tables'] },
-  // The lease renewals and releases, sent directly (see src/infra/aws/direct-call.ts).
+  // The lease releases, sent directly (see src/infra/aws/direct-call.ts).
   UpdateItemCommand: { actions: ['dynamodb:UpdateItem'], on: ['tables'] },
   DeleteCommand: { actions: ['dynamodb:DeleteItem'], on: ['tables'] },
   // GET /dlq reads the by_failed_at index; the other queries read the tables.
@@ -33,7 +33,8 @@ export const SERVICE_COMMANDS: Readonly<Record<string, Grant>> = {
   ScanCommand: { actions: ['dynamodb:Scan'], on: ['tables'] },
   BatchGetCommand: { actions: ['dynamodb:BatchGetItem'], on: ['tables'] },
   BatchWriteItemCommand: { actions: ['dynamodb:BatchWriteItem'], on: ['tables'] },
-  // The per-city latest items: conditional PartiQL UPDATEs, and INSERTs for cities not seen yet.
+  // The per-city latest items: conditional PartiQL UPDATEs, and INSERTs for cities not seen yet;
+  // the lease renewals: conditional UPDATEs, 25 to a call.
   BatchExecuteStatementCommand: {
     actions: ['dynamodb:PartiQLInsert', 'dynamodb:PartiQLUpdate'],
     on: ['tables'],

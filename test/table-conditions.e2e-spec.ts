@@ -12,6 +12,7 @@ import { ShardCommitRepository } from '../src/stream-consumer/shard-commit.repos
 import { tableAdmits } from '../src/stream-consumer/testing/fake-tables';
 import { aggregateTableItems } from './support/oracle';
 import { isolatedEnv, startApp, TestApp } from './support/test-app';
+import { injectWireFaults, WireCall } from './support/wire-faults';
 
 /**
  * The unit tests check the commit path against `tableAdmits`, a model of the conditions in the
@@ -451,4 +452,81 @@ describe('the commit path against DynamoDB Local agrees with the table model (ta
     expect(await keysIn(t.config.tables.state, lease.leaseKey)).toHaveLength(1);
     expect(await leases.loadState(now)).toEqual(replaced[0]);
   });
+
+  it('renews the leases of one tick together, 25 to a call, each fenced on its own', async () => {
+    const held = [];
+    for (let i = 0; i < 30; i++) held.push(await takeNew('owner-r'));
+    // Two renewals that must be refused: another owner took one lease, its owner took the other
+    // again (a new epoch); the renewing objects are the stale ones.
+    const stolen = { ...held[3] };
+    await takeAgain(stolen.leaseKey, 'owner-s');
+    const retaken = { ...held[27] };
+    await takeAgain(retaken.leaseKey, 'owner-r');
+    const renewing = held.map((l, i) => (i === 3 ? stolen : i === 27 ? retaken : l));
+    const before = await Promise.all(renewing.map((l) => leaseItem(l.leaseKey)));
+
+    const calls: WireCall[] = [];
+    const end = injectWireFaults(t.dynamoDb, (call) => void calls.push(call));
+    let outcomes: PromiseSettledResult<void>[];
+    try {
+      outcomes = await Promise.allSettled(renewing.map((l) => leases.renew(l)));
+    } finally {
+      end();
+    }
+    expect(calls.map((c) => [c.operation, c.input.Statements.length])).toEqual([
+      ['BatchExecuteStatement', 25],
+      ['BatchExecuteStatement', 5],
+    ]);
+    for (const [i, lease] of renewing.entries()) {
+      const now = await leaseItem(lease.leaseKey);
+      if (i === 3 || i === 27) {
+        expect(outcomes[i]).toMatchObject({
+          status: 'rejected',
+          reason: expect.any(LeaseLostError),
+        });
+        expect(now).toEqual(before[i]);
+      } else {
+        expect(outcomes[i].status).toBe('fulfilled');
+        expect(now).toEqual({ ...before[i], leaseCounter: before[i].leaseCounter + 1 });
+        expect(lease.leaseCounter).toBe(now.leaseCounter);
+      }
+    }
+
+    // A statement the table refuses for another reason fails that renewal alone, with its code;
+    // a call that fails fails every renewal in it. Neither is a lost lease.
+    const live = renewing.filter((_, i) => i !== 3 && i !== 27).slice(0, 3);
+    const throttleSecond = injectWireFaults(t.dynamoDb, ({ operation, input }) =>
+      operation === 'BatchExecuteStatement'
+        ? {
+            forward: input,
+            rewrite: (output: { Responses: object[] }) => ({
+              Responses: output.Responses.map((r, i) =>
+                i === 1 ? { Error: { Code: 'ThrottlingError', Message: 'slow down' } } : r,
+              ),
+            }),
+          }
+        : undefined,
+    );
+    try {
+      const settled = await Promise.allSettled(live.map((l) => leases.renew(l)));
+      expect(
+        settled.map((o) => (o.status === 'rejected' ? (o.reason as Error).name : 'ok')),
+      ).toEqual(['ok', 'ThrottlingError', 'ok']);
+    } finally {
+      throttleSecond();
+    }
+    const down = injectWireFaults(t.dynamoDb, ({ operation }) =>
+      operation === 'BatchExecuteStatement'
+        ? { status: 500, type: 'InternalServerError', message: 'down' }
+        : undefined,
+    );
+    try {
+      const settled = await Promise.allSettled(live.map((l) => leases.renew(l)));
+      expect(
+        settled.map((o) => (o.status === 'rejected' ? (o.reason as Error).name : 'ok')),
+      ).toEqual(['InternalServerError', 'InternalServerError', 'InternalServerError']);
+    } finally {
+      down();
+    }
+  }, 60_000);
 });

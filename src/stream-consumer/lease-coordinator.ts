@@ -68,7 +68,8 @@ export interface LeaseView {
 
 /**
  * KCL-style lease coordination through the lease table alone. A renewal loop renews every held
- * lease in parallel, each call bounded by a timeout, so one slow lease delays only itself. A
+ * lease at once, each renewal bounded by a timeout (the store sends a round's renewals together,
+ * so a hung call delays the leases in it until then, and the next round sends them again). A
  * cycle loop heartbeats, reads the table, takes released or expired leases up to
  * ceil(active shards / live instances), else steals one from the most loaded instance. A child
  * shard is eligible only once every parent is checkpointed at SHARD_END. Renewals move

@@ -1,4 +1,9 @@
-import { UpdateItemInput, UpdateItemOutput } from '@aws-sdk/client-dynamodb';
+import {
+  BatchExecuteStatementInput,
+  BatchExecuteStatementOutput,
+  UpdateItemInput,
+  UpdateItemOutput,
+} from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -8,8 +13,9 @@ import {
   TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { marshall } from '@aws-sdk/util-dynamodb';
+import { convertToAttr, marshall } from '@aws-sdk/util-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
+import DataLoader from 'dataloader';
 import { HashRange } from '../aggregation/hash-range';
 import { UnrestorableStateError } from '../aggregation/shard-aggregation';
 import { AppConfig } from '../config/app.config';
@@ -22,6 +28,14 @@ import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 export const SHARD_END = 'SHARD_END';
+
+/** BatchExecuteStatement takes at most 25 statements. */
+const STATEMENTS_PER_CALL = 25;
+
+interface Renewal {
+  lease: Lease;
+  signal?: AbortSignal;
+}
 
 /** A position in a shard: a whole record, or a KPL aggregate up to its user record `subSequenceNumber`. */
 export interface Checkpoint {
@@ -140,11 +154,21 @@ export class LeaseRepository implements LeaseStore {
   private readonly table: string;
   private readonly stateTable: string;
 
-  /**
-   * Without the SDK's command stack (see direct-call.ts): the renewals, one per idle lease every
-   * cycle, are most of what an idle instance sends to DynamoDB.
-   */
+  /** Releases and checkpoints without a state, without the SDK's command stack (see direct-call.ts). */
   private readonly updateItem: DirectCall<UpdateItemInput, UpdateItemOutput>;
+  private readonly executeStatements: DirectCall<
+    BatchExecuteStatementInput,
+    BatchExecuteStatementOutput
+  >;
+  /**
+   * The renewals asked for in one tick (the coordinator renews every held lease at once), sent
+   * together: one conditional PartiQL UPDATE each, 25 to a call. They are most of what an idle
+   * instance sends to DynamoDB: with 32 leases, 2 calls a cycle instead of 32.
+   */
+  private readonly renewals = new DataLoader<Renewal, void>((batch) => this.renewBatch(batch), {
+    cache: false,
+    maxBatchSize: STATEMENTS_PER_CALL,
+  });
 
   constructor(
     @Inject(DYNAMODB_DOCUMENT_CLIENT) private readonly db: DynamoDBDocumentClient,
@@ -153,6 +177,7 @@ export class LeaseRepository implements LeaseStore {
     this.table = config.tables.leases;
     this.stateTable = config.tables.state;
     this.updateItem = dynamoDbDirectCall('UpdateItem', db);
+    this.executeStatements = dynamoDbDirectCall('BatchExecuteStatement', db);
   }
 
   async scan(): Promise<{ leases: Lease[]; instances: InstanceHeartbeat[] }> {
@@ -231,9 +256,45 @@ export class LeaseRepository implements LeaseStore {
     }
   }
 
+  /**
+   * Renews with the other renewals of the same tick (see `renewals`). A call that fails or hangs
+   * fails each of its renewals; the call is aborted when its renewals' signals abort.
+   */
   async renew(lease: Lease, signal?: AbortSignal): Promise<void> {
-    await this.ownedUpdate(lease, 'SET leaseCounter = leaseCounter + :one', { ':one': 1 }, signal);
+    await this.renewals.load({ lease, signal });
     lease.leaseCounter += 1;
+  }
+
+  /** One result per renewal: undefined when renewed, else why not (LeaseLostError, …). */
+  private async renewBatch(batch: readonly Renewal[]): Promise<(Error | undefined)[]> {
+    const signals = batch.flatMap(({ signal }) => (signal ? [signal] : []));
+    try {
+      const { Responses = [] } = await this.executeStatements.send(
+        {
+          Statements: batch.map(({ lease }) => ({
+            Statement:
+              `UPDATE "${this.table}" SET "leaseCounter" = "leaseCounter" + 1 ` +
+              'WHERE "leaseKey" = ? AND "leaseOwner" = ? AND "leaseEpoch" = ?',
+            Parameters: [lease.leaseKey, lease.leaseOwner, lease.leaseEpoch].map((value) =>
+              convertToAttr(value, DOCUMENT_MARSHALLING),
+            ),
+          })),
+        },
+        { abortSignal: signals.length > 0 ? AbortSignal.any(signals) : undefined },
+      );
+      if (Responses.length !== batch.length)
+        throw new Error(`${Responses.length} answers to ${batch.length} renewals`);
+      return Responses.map(({ Error: refused }, i) => {
+        if (!refused) return undefined;
+        if (refused.Code === 'ConditionalCheckFailed')
+          return new LeaseLostError(batch[i].lease.leaseKey);
+        return Object.assign(new Error(refused.Message ?? String(refused.Code)), {
+          name: String(refused.Code ?? 'UnknownError'),
+        });
+      });
+    } catch (error) {
+      return batch.map(() => error as Error);
+    }
   }
 
   /**
