@@ -54,7 +54,7 @@ describe('loadConfig (SPEC §4)', () => {
         backoffMaxMs: 5000,
         stallUnreadyMs: 60000,
         readsPerSecond: 4,
-        idleReadIntervalMs: 1000,
+        idleReadIntervalMs: 1500,
       });
     });
 
@@ -195,8 +195,8 @@ describe('loadConfig (SPEC §4)', () => {
       );
     });
 
-    it('CONSUMER_IDLE_READ_INTERVAL_MS is 1000 by default, from 200 ms to a minute', () => {
-      expect(loadConfig({}).consumer.idleReadIntervalMs).toBe(1000);
+    it('CONSUMER_IDLE_READ_INTERVAL_MS is 1500 by default, from 200 ms to a minute', () => {
+      expect(loadConfig({}).consumer.idleReadIntervalMs).toBe(1500);
       expect(
         loadConfig({ CONSUMER_IDLE_READ_INTERVAL_MS: '2500' }).consumer.idleReadIntervalMs,
       ).toBe(2500);

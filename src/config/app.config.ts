@@ -90,7 +90,7 @@ class EnvironmentVariables {
   @Min(0.1)
   @Max(5)
   CONSUMER_READS_PER_SECOND = 4;
-  @Transform(toInt) @IsInt() @Min(200) @Max(60_000) CONSUMER_IDLE_READ_INTERVAL_MS = 1000;
+  @Transform(toInt) @IsInt() @Min(200) @Max(60_000) CONSUMER_IDLE_READ_INTERVAL_MS = 1500;
   @Transform(toInt) @IsInt() @Min(1000) @Max(86_400_000) CONSUMER_STALL_UNREADY_MS = 60000;
   @Transform(toInt) @IsInt() @Min(1) @Max(24 * 365) SPEED_LAYER_TTL_HOURS = 24;
   @Matches(/^\s*\d{1,4}[mh]\s*(,\s*\d{1,4}[mh]\s*)*$/, {

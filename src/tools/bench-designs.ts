@@ -1,5 +1,6 @@
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoDbClient } from '../infra/aws/aws-clients';
+import { DEFAULT_TIMING } from '../stream-consumer/shard-poller';
 import { SAMPLE_WAIT_MS, StepResult } from './bench-report';
 import {
   cpuSeconds,
@@ -59,7 +60,11 @@ export async function serviceDesign(
   }
 }
 
-/** The service's CPU over `seconds` with 32 shards, nothing to read and the simulator off. */
+/**
+ * The service's CPU over `seconds` with 32 shards, nothing to read and the simulator off, once
+ * steady: a shard is read at the busy pace until its reads have come back empty for
+ * `idleAfterMs`, so the measure starts 5 s after that.
+ */
 export async function idleCpu(
   run: Run,
   seconds: number,
@@ -69,7 +74,7 @@ export async function idleCpu(
   try {
     const held = await waitForLeases(idle.match[1], 32, 120_000);
     log(`idle: ${held} leases held; measuring ${seconds} s…`);
-    await sleep(5_000);
+    await sleep(DEFAULT_TIMING.idleAfterMs + 5_000);
     const cpu0 = cpuSeconds(idle.child.pid);
     await sleep(seconds * 1000);
     const cpuPercent = ((cpuSeconds(idle.child.pid) - cpu0) / seconds) * 100;
