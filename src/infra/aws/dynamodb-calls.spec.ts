@@ -1,4 +1,7 @@
-import { BatchWriteCall, CombiningWriter } from './dynamodb-calls';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import fc from 'fast-check';
+import { DOCUMENT_MARSHALLING } from './aws-clients';
+import { BatchWriteCall, CombiningWriter, marshallItem } from './dynamodb-calls';
 
 type Item = Record<string, unknown>;
 
@@ -146,5 +149,70 @@ describe('CombiningWriter', () => {
     table.release();
     await flush();
     expect(big).toEqual({ done: true, error: new Error('full batch failed') });
+  });
+});
+
+describe('marshallItem', () => {
+  /** What the document client's marshaller makes of it, or the error it throws. */
+  const generic = (values: Item) => {
+    try {
+      return marshall(values, DOCUMENT_MARSHALLING);
+    } catch (error) {
+      return { threw: (error as Error).message };
+    }
+  };
+  const mine = (values: Item) => {
+    try {
+      return marshallItem(values);
+    } catch (error) {
+      return { threw: (error as Error).message };
+    }
+  };
+  const flat = fc.oneof(
+    fc.string(),
+    fc.double(),
+    fc.integer(),
+    fc.constantFrom(2 ** 53 - 1, 2 ** 53, -(2 ** 53), Number.MAX_VALUE, -0),
+    fc.boolean(),
+    fc.constant(undefined),
+  );
+  const nested = fc.oneof(
+    fc.constant(null),
+    fc.dictionary(fc.string(), fc.string()),
+    fc.array(fc.integer()),
+    fc.uint8Array({ minLength: 1 }).map((bytes) => Buffer.from(bytes)),
+  );
+
+  it('marshals items of strings, numbers and booleans as the document client does', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), flat), (values) => {
+        expect(mine(values)).toEqual(generic(values));
+      }),
+    );
+  });
+
+  it('hands an item with any other value to the generic marshaller, whole', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), flat), fc.string(), nested, (values, key, value) => {
+        const item = { ...values, [key]: value };
+        expect(mine(item)).toEqual(generic(item));
+      }),
+    );
+  });
+
+  it('marshals a stored measurement', () => {
+    const stored = {
+      city_id: 'delhi',
+      pm25_value: 12.5,
+      ttl: 1_790_000_000,
+      late: false,
+      x: undefined,
+    };
+    expect(marshallItem(stored)).toEqual({
+      city_id: { S: 'delhi' },
+      pm25_value: { N: '12.5' },
+      ttl: { N: '1790000000' },
+      late: { BOOL: false },
+    });
   });
 });

@@ -1,4 +1,5 @@
 import {
+  AttributeValue,
   BatchWriteItemInput,
   BatchWriteItemOutput,
   TransactWriteItem,
@@ -96,8 +97,26 @@ export type TransactWriteCall = Pick<
 export const transactWriteCall = (db: DynamoDBDocumentClient): TransactWriteCall =>
   dynamoDbDirectCall('TransactWriteItems', db);
 
-const attributes = (values?: Record<string, unknown>) =>
-  values && marshall(values, DOCUMENT_MARSHALLING);
+/**
+ * An item as the document client marshals it. Items of strings, finite numbers, booleans and
+ * undefined (left out) are marshalled here directly, eight times faster than the generic
+ * marshaller on a stored measurement (4.5 against 0.56 µs); any other value (a map, a list, bytes,
+ * null, a number it would refuse) sends the whole item to `marshall`.
+ */
+export function marshallItem(values: Record<string, unknown>): Record<string, AttributeValue> {
+  const item: Record<string, AttributeValue> = {};
+  for (const key in values) {
+    const value = values[key];
+    if (typeof value === 'string') item[key] = { S: value };
+    else if (typeof value === 'number' && Math.abs(value) <= Number.MAX_SAFE_INTEGER)
+      item[key] = { N: String(value) };
+    else if (typeof value === 'boolean') item[key] = { BOOL: value };
+    else if (value !== undefined) return marshall(values, DOCUMENT_MARSHALLING);
+  }
+  return item;
+}
+
+const attributes = (values?: Record<string, unknown>) => values && marshallItem(values);
 
 /** The values of one operation of a transaction item, as the document client takes them. */
 type OperationValues = {
@@ -144,7 +163,7 @@ export async function putAll(
     untilProcessed(
       'item(s)',
       chunk.map((item): WriteRequest => ({
-        PutRequest: { Item: marshall(item, DOCUMENT_MARSHALLING) },
+        PutRequest: { Item: marshallItem(item) },
       })),
       async (pending) => {
         const output = await batchWrite.send({ RequestItems: { [table]: pending } });
