@@ -105,6 +105,9 @@ describe('benchmark summary', () => {
     const md = summaryMarkdown(summary, notes);
     expect(md.split('\n').filter((l) => l.startsWith('| `'))).toHaveLength(9);
     expect(md).toContain('| `sustained_per_s` | 2000 | ≥ 4,000 |');
+    expect(md).toMatch(/\| `ratio_to_floor` \| [^|]+ \| ≥ 0\.85 \|/);
+    expect(md).toMatch(/\| `rss_mb_at_2000` \| [^|]+ \| < 200 \|/);
+    expect(md).toMatch(/\| `idle_cpu_percent_32_shards` \| [^|]+ \| < 3 \|/);
   });
 
   it('ramps on past two unsustained steps only while a step the summary needs is still to come', () => {

@@ -95,10 +95,12 @@ export function summarize(input: SummaryInput): { summary: BenchSummary; notes: 
 
 const TARGETS: Partial<Record<keyof BenchSummary, string>> = {
   sustained_per_s: '≥ 4,000',
-  ratio_to_floor: 'close to 1',
+  ratio_to_floor: '≥ 0.85',
   e2e_p99_ms_at_1000: '< 300',
   e2e_p99_ms_at_20: '< 300',
   cpu_us_per_measurement_at_2000: '≤ 100',
+  rss_mb_at_2000: '< 200',
+  idle_cpu_percent_32_shards: '< 3',
 };
 
 export function summaryMarkdown(summary: BenchSummary, notes: string[]): string {
