@@ -3,7 +3,13 @@ import { createServer, IncomingHttpHeaders, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDynamoDbClient, createKinesisClient } from './aws-clients';
-import { dynamoDbDirectCall, kinesisDirectCall, serviceError } from './direct-call';
+import fc from 'fast-check';
+import {
+  dynamoDbDirectCall,
+  kinesisDirectCall,
+  serviceError,
+  withBytesAsBase64,
+} from './direct-call';
 
 /** A stub endpoint: records each request, answers what `answer` says. */
 async function stub(
@@ -166,5 +172,61 @@ describe('dynamoDbDirectCall', () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('withBytesAsBase64', () => {
+  // What the SDK sends: every Uint8Array (a Buffer too) as base64, the rest as JSON.stringify writes it.
+  function reference(this: Record<string, unknown>, key: string, value: unknown): unknown {
+    const raw = this[key];
+    return raw instanceof Uint8Array ? Buffer.from(raw).toString('base64') : value;
+  }
+  // The input's shape, bytes told apart from strings: to see that it was not changed.
+  function marked(this: Record<string, unknown>, key: string, value: unknown): unknown {
+    const raw = this[key];
+    return raw instanceof Uint8Array ? { bytes: [...raw] } : value;
+  }
+  const bytes = fc.oneof(
+    fc.uint8Array({ maxLength: 40 }),
+    fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+    // A view into a larger buffer: only its own bytes go.
+    fc.uint8Array({ minLength: 2, maxLength: 40 }).map((a) => a.subarray(1)),
+  );
+  const value = fc.letrec((tie) => ({
+    any: fc.oneof(
+      { depthSize: 'small' },
+      fc.string(),
+      fc.double({ noNaN: true }),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      bytes,
+      fc.array(tie('any')),
+      fc.dictionary(fc.string(), tie('any')),
+    ),
+  })).any;
+
+  it('writes what the SDK writes, and leaves its input as it was', () => {
+    fc.assert(
+      fc.property(value, (input) => {
+        const shape = JSON.stringify(input, marked);
+        expect(JSON.stringify(withBytesAsBase64(input))).toBe(JSON.stringify(input, reference));
+        expect(JSON.stringify(input, marked)).toBe(shape);
+      }),
+    );
+  });
+
+  it('copies nothing when there are no bytes', () => {
+    const input = {
+      RequestItems: { t: [{ PutRequest: { Item: { id: { S: 'a' }, n: { N: '1' } } } }] },
+    };
+    expect(withBytesAsBase64(input)).toBe(input);
+  });
+
+  it('sends a Buffer as base64, never as the array of its bytes', () => {
+    const input = { Records: [{ Data: Buffer.from('hello'), PartitionKey: 'k' }] };
+    expect(JSON.stringify(withBytesAsBase64(input))).toBe(
+      '{"Records":[{"Data":"aGVsbG8=","PartitionKey":"k"}]}',
+    );
   });
 });
