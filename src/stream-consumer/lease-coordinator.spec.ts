@@ -787,7 +787,7 @@ describe('LeaseCoordinator', () => {
     expect(store.ownerOf('shardId-0')).toBe('Z');
   });
 
-  it('a renewal that hangs delays only its own lease: the others are renewed every renewAll, the hung one is aborted after renewTimeoutMs, counted, and stays held', async () => {
+  it('a renewal that hangs holds up no renewal the store answers: the others are renewed every renewAll, the hung one is aborted after renewTimeoutMs, counted, and stays held', async () => {
     // A short failover time, so the real timer of AbortSignal.timeout fires within the test.
     const a = instance(store, clock, 'A', FOUR_SHARDS, { failoverMs: 400 });
     expect(a.coordinator.renewTimeoutMs).toBe(100);

@@ -125,7 +125,7 @@ export class LeaseCoordinator {
       if (!this.stopped) this.timer = setTimeout(() => void loop(), this.cycleIntervalMs);
     };
     // Each interval renews every held lease; a renewal still in flight is not doubled, so a
-    // hung one delays neither the others nor the next interval.
+    // hung one holds up neither the next interval nor the renewals the store answers.
     const renewLoop = () => {
       void this.renewAll();
       if (!this.stopped) this.renewTimer = setTimeout(renewLoop, this.cycleIntervalMs);
@@ -184,9 +184,11 @@ export class LeaseCoordinator {
 
   /**
    * Renews every held lease at once, but one whose commit moved its counter since the last
-   * renewal; each renewal is bounded by renewTimeoutMs and affects only its own lease. A lease
-   * taken by another instance is dropped; one that could not be renewed stays held: its worker's
-   * writes are fenced in the table, so it learns of a loss there.
+   * renewal; each renewal is bounded by renewTimeoutMs. The store may send a tick's renewals
+   * together (LeaseRepository: 25 to a call), so a call that fails or hangs fails the renewals
+   * it carries, each at its own timeout, and no other. A lease taken by another instance is
+   * dropped; one that could not be renewed stays held: its worker's writes are fenced in the
+   * table, so it learns of a loss there.
    */
   async renewAll(): Promise<void> {
     await Promise.all([...this.held.values()].map((h) => this.renew(h)));

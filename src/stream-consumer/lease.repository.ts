@@ -32,9 +32,32 @@ export const SHARD_END = 'SHARD_END';
 /** BatchExecuteStatement takes at most 25 statements. */
 const STATEMENTS_PER_CALL = 25;
 
+/** A renewal as asked for: the lease's key, owner and epoch at that moment. */
 interface Renewal {
-  lease: Lease;
+  leaseKey: string;
+  owner: string | null | undefined;
+  epoch: number | undefined;
   signal?: AbortSignal;
+}
+
+/** `pending`, or an `AbortError` as soon as the renewal's own signal aborts. */
+function untilAborted<T>(pending: Promise<T>, { leaseKey, signal }: Renewal): Promise<T> {
+  if (!signal) return pending;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () =>
+      reject(
+        Object.assign(new Error(`renewal of ${leaseKey} aborted`), {
+          name: 'AbortError',
+          cause: signal.reason as unknown,
+        }),
+      );
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([pending, aborted]).finally(() =>
+    signal.removeEventListener('abort', onAbort),
+  );
 }
 
 /** A position in a shard: a whole record, or a KPL aggregate up to its user record `subSequenceNumber`. */
@@ -257,43 +280,57 @@ export class LeaseRepository implements LeaseStore {
   }
 
   /**
-   * Renews with the other renewals of the same tick (see `renewals`). A call that fails or hangs
-   * fails each of its renewals; the call is aborted when its renewals' signals abort.
+   * Renews with the other renewals of the same tick (see `renewals`), fenced by the owner and
+   * epoch the lease has now. A call that fails fails each of its renewals. `signal` ends this
+   * renewal alone (an `AbortError`); the call itself is aborted once all of its renewals are.
    */
   async renew(lease: Lease, signal?: AbortSignal): Promise<void> {
-    await this.renewals.load({ lease, signal });
+    const renewal = {
+      leaseKey: lease.leaseKey,
+      owner: lease.leaseOwner,
+      epoch: lease.leaseEpoch,
+      signal,
+    };
+    await untilAborted(this.renewals.load(renewal), renewal);
     lease.leaseCounter += 1;
   }
 
   /** One result per renewal: undefined when renewed, else why not (LeaseLostError, …). */
   private async renewBatch(batch: readonly Renewal[]): Promise<(Error | undefined)[]> {
-    const signals = batch.flatMap(({ signal }) => (signal ? [signal] : []));
+    const call = new AbortController();
+    let aborted = 0;
+    const onAbort = () => ++aborted === batch.length && call.abort();
+    for (const { signal } of batch) {
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    }
     try {
       const { Responses = [] } = await this.executeStatements.send(
         {
-          Statements: batch.map(({ lease }) => ({
+          Statements: batch.map(({ leaseKey, owner, epoch }) => ({
             Statement:
               `UPDATE "${this.table}" SET "leaseCounter" = "leaseCounter" + 1 ` +
               'WHERE "leaseKey" = ? AND "leaseOwner" = ? AND "leaseEpoch" = ?',
-            Parameters: [lease.leaseKey, lease.leaseOwner, lease.leaseEpoch].map((value) =>
+            Parameters: [leaseKey, owner, epoch].map((value) =>
               convertToAttr(value, DOCUMENT_MARSHALLING),
             ),
           })),
         },
-        { abortSignal: signals.length > 0 ? AbortSignal.any(signals) : undefined },
+        { abortSignal: call.signal },
       );
       if (Responses.length !== batch.length)
         throw new Error(`${Responses.length} answers to ${batch.length} renewals`);
       return Responses.map(({ Error: refused }, i) => {
         if (!refused) return undefined;
-        if (refused.Code === 'ConditionalCheckFailed')
-          return new LeaseLostError(batch[i].lease.leaseKey);
+        if (refused.Code === 'ConditionalCheckFailed') return new LeaseLostError(batch[i].leaseKey);
         return Object.assign(new Error(refused.Message ?? String(refused.Code)), {
           name: String(refused.Code ?? 'UnknownError'),
         });
       });
     } catch (error) {
       return batch.map(() => error as Error);
+    } finally {
+      for (const { signal } of batch) signal?.removeEventListener('abort', onAbort);
     }
   }
 
