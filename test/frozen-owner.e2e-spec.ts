@@ -89,11 +89,15 @@ describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child proc
 
       // Another instance takes over, reads the rest (with duplicates) and finalises every window.
       b = await spawnService(env);
+      const second = b;
       const ownerA = [...(await leaseOwners(t))][0];
-      await eventually(async () => {
-        const owners = await leaseOwners(t);
-        return owners.size === 1 && !owners.has(ownerA) ? true : undefined;
-      }, 'the second instance holding both leases');
+      await withLogs(
+        eventually(async () => {
+          const owners = await leaseOwners(t);
+          return owners.size === 1 && !owners.has(ownerA) ? true : undefined;
+        }, 'the second instance holding both leases'),
+        { 'the frozen instance': a, 'the second instance': second },
+      );
       await putOnStream(t, [...records.slice(sent), ...records.slice(100, 140)]);
       const { got, want } = await eventually(
         () => allFinal(t, records, SIZES, BASE),
@@ -128,3 +132,18 @@ describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child proc
     }
   }, 180_000);
 });
+
+/** `pending`; if it fails, with the last log lines of the instances, to see why. */
+async function withLogs<T>(
+  pending: Promise<T>,
+  instances: Record<string, ServiceProcess>,
+): Promise<T> {
+  try {
+    return await pending;
+  } catch (error) {
+    const tails = Object.entries(instances).map(
+      ([name, p]) => `${name}:\n${p.logs.slice(-40).join('\n')}`,
+    );
+    throw new Error([(error as Error).message, ...tails].join('\n\n'));
+  }
+}
