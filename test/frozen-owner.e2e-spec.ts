@@ -94,13 +94,12 @@ describe('a frozen owner (SIGSTOP) that wakes after its leases moved (child proc
       expect(ownersBefore.size).toBe(1);
       const [ownerA] = ownersBefore;
       b = await spawnService(env);
-      const second = b;
       await withLogs(
         eventually(async () => {
           const owners = await leaseOwners(t);
           return owners.size === 1 && !owners.has(ownerA) ? true : undefined;
         }, 'the second instance holding both leases'),
-        { 'the frozen instance': a, 'the second instance': second },
+        { 'the frozen instance': a, 'the second instance': b },
       );
       await putOnStream(t, [...records.slice(sent), ...records.slice(100, 140)]);
       const { got, want } = await eventually(

@@ -4,6 +4,7 @@ import { AddressInfo } from 'node:net';
 import { AppConfig } from '../config/app.config';
 import { createDocumentClient, createDynamoDbClient } from '../infra/aws/aws-clients';
 import { Lease, LeaseLostError, LeaseRepository } from './lease.repository';
+import { until } from './testing/until';
 
 interface Statement {
   Statement: string;
@@ -155,30 +156,21 @@ describe('LeaseRepository.renew (a tick’s renewals in one BatchExecuteStatemen
     const second = new AbortController();
     const a = repo.renew(lease(1), first.signal);
     const b = repo.renew(lease(2), second.signal);
-    const settled = { a: false, b: false };
-    void a.catch(() => (settled.a = true));
-    void b.catch(() => (settled.b = true));
-    await waitFor(() => server.calls.length === 1);
+    let bSettled = false;
+    void b.catch(() => (bSettled = true));
+    await until(() => server.calls.length === 1, 'the call sent');
 
     first.abort(new Error('timed out'));
     await expect(a).rejects.toMatchObject({ name: 'AbortError' });
     // The other renewal of the call is still waiting for its answer.
     await new Promise((resolve) => setImmediate(resolve));
-    expect(settled.b).toBe(false);
+    expect(bSettled).toBe(false);
 
     expect(server.held.closed).toBe(0);
 
     second.abort(new Error('timed out'));
     await expect(b).rejects.toMatchObject({ name: 'AbortError' });
-    await waitFor(() => server.held.closed === 1);
+    await until(() => server.held.closed === 1, 'the call aborted');
     expect(server.calls).toHaveLength(1);
   });
 });
-
-async function waitFor(condition: () => boolean, deadlineMs = 5000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}

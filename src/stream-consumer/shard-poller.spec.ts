@@ -11,6 +11,7 @@ import { ShardCommitter } from './shard-committer';
 import { BatchSink, PollerTiming, ShardPoller, ShardReader } from './shard-poller';
 import { ShardRetrier } from './shard-retrier';
 import { FakeTables } from './testing/fake-tables';
+import { until } from './testing/until';
 import { kplAggregate, withBadMd5 } from '../../test/support/kpl';
 
 const SHARD = 'shardId-000000000001';
@@ -203,19 +204,6 @@ function setup(
     ...options.timing,
   });
   return { events, tables, lease, sink, reader, log, poller, latest };
-}
-
-/**
- * Polls `condition` on the event loop until it holds (no sleeps as synchronisation), with a
- * deadline in time: a count of turns ran out before real retry timers fired on a loaded machine.
- */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + 20_000;
-  while (performance.now() < deadline) {
-    if (condition()) return;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error(`never happened: ${what}`);
 }
 
 const cities = (batch: Measurement[]) => batch.map((m) => m.city_id);

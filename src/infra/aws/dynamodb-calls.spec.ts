@@ -153,21 +153,16 @@ describe('CombiningWriter', () => {
 });
 
 describe('marshallItem', () => {
-  /** What the document client's marshaller makes of it, or the error it throws. */
-  const generic = (values: Item) => {
+  /** What a marshaller makes of `values`, or the error it throws. */
+  const outcome = (marshaller: (values: Item) => unknown) => (values: Item) => {
     try {
-      return marshall(values, DOCUMENT_MARSHALLING);
+      return marshaller(values);
     } catch (error) {
       return { threw: (error as Error).message };
     }
   };
-  const mine = (values: Item) => {
-    try {
-      return marshallItem(values);
-    } catch (error) {
-      return { threw: (error as Error).message };
-    }
-  };
+  const generic = outcome((values) => marshall(values, DOCUMENT_MARSHALLING));
+  const mine = outcome(marshallItem);
   const flat = fc.oneof(
     fc.string(),
     fc.double(),
