@@ -1,4 +1,7 @@
 import 'reflect-metadata';
+import { limitHeapGrowth } from './common/heap-growth';
+
+limitHeapGrowth();
 
 // The SDK warns on Node 20 about releases after January 2027; the versions are pinned.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
