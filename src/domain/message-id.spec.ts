@@ -42,4 +42,10 @@ describe('messageId (SPEC §1)', () => {
     expect(messageId('delhi', ts)).not.toBe(messageId('mumbai', ts));
     expect(messageId('delhi', ts)).not.toBe(messageId('delhi', '2026-11-26T08:00:00.001Z'));
   });
+
+  it('hashes the UTF-8 bytes of names outside ASCII', () => {
+    expect(messageId('são-paulo', ts, 'estação-1')).toBe(
+      sha256Prefix('são-paulo_2026-11-26T08:00:00.000Z_estação-1'),
+    );
+  });
 });
