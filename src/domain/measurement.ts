@@ -1,4 +1,5 @@
 import { aqiCategory, AqiCategory, computeAqi } from './aqi';
+import { isoTime } from './iso-time';
 import { messageId } from './message-id';
 
 /** A measurement as a client sends it (SPEC §1), already validated. */
@@ -32,7 +33,7 @@ const tidy = (value: number) => Math.round(value * 1e6) / 1e6 + 0;
  * absent and derives the message id.
  */
 export function normaliseMeasurement(input: MeasurementInput, ingestedAt: Date): Measurement {
-  const timestamp = new Date(input.timestamp).toISOString();
+  const timestamp = isoTime(Date.parse(input.timestamp));
   const aqi = input.aqi_value ?? computeAqi(tidy(input.pm25_value), tidy(input.pm10_value));
   const measurement: Measurement = {
     city_id: input.city_id,
@@ -43,7 +44,7 @@ export function normaliseMeasurement(input: MeasurementInput, ingestedAt: Date):
     temperature_c: tidy(input.temperature_c),
     aqi_value: aqi,
     aqi_category: input.aqi_category ?? aqiCategory(aqi),
-    ingestion_timestamp: ingestedAt.toISOString(),
+    ingestion_timestamp: isoTime(ingestedAt.getTime()),
     message_id: messageId(input.city_id, timestamp, input.station_id),
   };
   if (input.station_id !== undefined) measurement.station_id = input.station_id;

@@ -43,10 +43,18 @@ export function isEventTime(value: unknown, now: number): boolean {
   const time = Date.parse(value);
   if (Number.isNaN(time)) return false;
   // Date.parse rolls 2025-02-30 over to March: the calendar date must exist as written.
-  const [year, month, day] = value.slice(0, 10).split('-').map(Number);
-  const calendar = new Date(Date.UTC(year, month - 1, day));
-  if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return false;
+  const digits = (from: number, count: number) => Number(value.slice(from, from + count));
+  if (!isCalendarDate(digits(0, 4), digits(5, 2), digits(8, 2))) return false;
   return time <= now + MAX_FUTURE_SKEW_MS;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Whether `day` of `month` (1–12) of `year` exists in the (proleptic) Gregorian calendar. */
+export function isCalendarDate(year: number, month: number, day: number): boolean {
+  if (month < 1 || month > 12 || day < 1) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]);
 }
 
 function IsEventTime(options?: ValidationOptions) {
