@@ -150,15 +150,22 @@ export class DirectCall<Input extends object, Output> {
     private readonly operation: string,
   ) {}
 
-  /** Sends `input`; an abort signal ends the request as it ends the SDK's (an `AbortError`). */
-  async send(input: Input, options: { abortSignal?: AbortSignal } = {}): Promise<Output> {
+  /**
+   * Sends `input`; an abort signal ends the request as it ends the SDK's (an `AbortError`).
+   * `withoutBytes` says the caller knows `input` holds no binary value, so it is written as it is,
+   * without the walk that looks for them (about 3.6 µs per stored measurement).
+   */
+  async send(
+    input: Input,
+    options: { abortSignal?: AbortSignal; withoutBytes?: boolean } = {},
+  ): Promise<Output> {
     // Resolved once; a failure (a region or endpoint provider that failed) is tried again next call.
     this.target ??= this.resolve().catch((error: unknown) => {
       this.target = undefined;
       throw error;
     });
     const { signer, ...where } = await this.target;
-    const payload = JSON.stringify(withBytesAsBase64(input));
+    const payload = JSON.stringify(options.withoutBytes ? input : withBytesAsBase64(input));
     const config = this.client.config;
     const request = await signer.sign(
       {
@@ -177,10 +184,9 @@ export class DirectCall<Input extends object, Output> {
     );
     // Looked up on every call, like the SDK does: whatever handles the client's requests.
     const handler = config.requestHandler as NodeHttpHandler;
-    const { response } = await handler.handle(
-      request as Parameters<NodeHttpHandler['handle']>[0],
-      options,
-    );
+    const { response } = await handler.handle(request as Parameters<NodeHttpHandler['handle']>[0], {
+      abortSignal: options.abortSignal,
+    });
     const text = await body(response.body as Readable);
     if (response.statusCode >= 300) throw serviceError(response.statusCode, response.headers, text);
     return JSON.parse(text) as Output;

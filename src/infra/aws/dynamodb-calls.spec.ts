@@ -8,12 +8,15 @@ type Item = Record<string, unknown>;
 /** BatchWriteItem on a table in memory; each call can be held open, or failed, by the test. */
 class FakeTable {
   readonly calls: string[][] = [];
+  /** Each call's `withoutBytes`. */
+  readonly withoutBytes: (boolean | undefined)[] = [];
   readonly stored = new Set<string>();
   private readonly held: { release(error?: Error): void }[] = [];
   hold = false;
 
   readonly batchWrite: BatchWriteCall = {
-    send: async (input) => {
+    send: async (input, options) => {
+      this.withoutBytes.push(options?.withoutBytes);
       const ids = input.RequestItems!.t.map((r) => r.PutRequest!.Item!.id.S!);
       if (new Set(ids).size !== ids.length) throw new Error('ValidationException: duplicate keys');
       this.calls.push(ids);
@@ -149,6 +152,18 @@ describe('CombiningWriter', () => {
     table.release();
     await flush();
     expect(big).toEqual({ done: true, error: new Error('full batch failed') });
+  });
+});
+
+describe('putAll through CombiningWriter: the walk for bytes', () => {
+  it('is skipped for calls of flat items only, and kept for a call with an item that is not flat', async () => {
+    const table = new FakeTable();
+    const writer = new CombiningWriter(table.batchWrite, 't', 1, (item) => String(item.id));
+    await writer.put(items('a', 30));
+    await writer.put([{ id: 'b0', raw: new Uint8Array([1, 2]) }, ...items('b', 3).slice(1)]);
+    await writer.put([{ id: 'c0', nested: { n: 1 } }]);
+    expect(table.calls.map((ids) => ids.length)).toEqual([25, 5, 3, 1]);
+    expect(table.withoutBytes).toEqual([true, true, false, false]);
   });
 });
 

@@ -104,6 +104,16 @@ export const transactWriteCall = (db: DynamoDBDocumentClient): TransactWriteCall
  * null, a number it would refuse) sends the whole item to `marshall`.
  */
 export function marshallItem(values: Record<string, unknown>): Record<string, AttributeValue> {
+  return marshallFlatItem(values) ?? marshall(values, DOCUMENT_MARSHALLING);
+}
+
+/**
+ * The item of `marshallItem` when all of its values are strings, finite numbers, booleans or
+ * undefined (so it holds no bytes); else undefined.
+ */
+export function marshallFlatItem(
+  values: Record<string, unknown>,
+): Record<string, AttributeValue> | undefined {
   const item: Record<string, AttributeValue> = {};
   for (const key in values) {
     const value = values[key];
@@ -111,7 +121,7 @@ export function marshallItem(values: Record<string, unknown>): Record<string, At
     else if (typeof value === 'number' && Math.abs(value) <= Number.MAX_SAFE_INTEGER)
       item[key] = { N: String(value) };
     else if (typeof value === 'boolean') item[key] = { BOOL: value };
-    else if (value !== undefined) return marshall(values, DOCUMENT_MARSHALLING);
+    else if (value !== undefined) return undefined;
   }
   return item;
 }
@@ -159,18 +169,22 @@ export async function putAll(
   const chunks: Record<string, unknown>[][] = [];
   for (let i = 0; i < items.length; i += BATCH_WRITE_MAX)
     chunks.push(items.slice(i, i + BATCH_WRITE_MAX));
-  await runLimited(chunks, concurrency, (chunk) =>
-    untilProcessed(
-      'item(s)',
-      chunk.map((item): WriteRequest => ({
-        PutRequest: { Item: marshallItem(item) },
-      })),
-      async (pending) => {
-        const output = await batchWrite.send({ RequestItems: { [table]: pending } });
-        return output.UnprocessedItems?.[table] ?? [];
-      },
-    ),
-  );
+  await runLimited(chunks, concurrency, (chunk) => {
+    // Flat items hold no bytes, nor does what the service hands back unprocessed (its JSON).
+    let withoutBytes = true;
+    const requests = chunk.map((item): WriteRequest => {
+      const flat = marshallFlatItem(item);
+      if (!flat) withoutBytes = false;
+      return { PutRequest: { Item: flat ?? marshall(item, DOCUMENT_MARSHALLING) } };
+    });
+    return untilProcessed('item(s)', requests, async (pending) => {
+      const output = await batchWrite.send(
+        { RequestItems: { [table]: pending } },
+        { withoutBytes: withoutBytes || pending !== requests },
+      );
+      return output.UnprocessedItems?.[table] ?? [];
+    });
+  });
 }
 
 interface Waiting {
