@@ -79,4 +79,25 @@ describe('the per-city latest items against DynamoDB Local', () => {
     const { items } = await speedLayer.cities(1000);
     expect(items.find((c) => c.city_id === 'late-flush')?.latest.pm25_value).toBe(41);
   });
+
+  it("writes a writer's (a shard's) cities on its own flush only; a flush without a writer writes all", async () => {
+    await speedLayer.write([m('shard-a-city', 7)], 'shard-a');
+    await speedLayer.write([m('shard-b-city', 8)], 'shard-b');
+    await speedLayer.flushLatest('shard-a');
+    expect((await stored('shard-a-city'))?.pm25_value).toBe(7);
+    expect(await stored('shard-b-city')).toBeUndefined();
+    await speedLayer.flushLatest('shard-a');
+    expect(await stored('shard-b-city')).toBeUndefined();
+    await speedLayer.write([m('shard-a-city', 9)], 'shard-a');
+    await speedLayer.flushLatest();
+    expect((await stored('shard-b-city'))?.pm25_value).toBe(8);
+    expect((await stored('shard-a-city'))?.pm25_value).toBe(9);
+  });
+
+  it('forgets what a dropped writer noted', async () => {
+    await speedLayer.write([m('dropped-city', 3)], 'shard-gone');
+    speedLayer.dropLatest('shard-gone');
+    await speedLayer.flushLatest();
+    expect(await stored('dropped-city')).toBeUndefined();
+  });
 });

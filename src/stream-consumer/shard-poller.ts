@@ -29,7 +29,8 @@ export interface ShardReader {
 
 /** Where a batch goes; both throw when the write did not happen. */
 export interface BatchSink {
-  store(measurements: Measurement[]): Promise<void>;
+  /** Stores the measurements; their cities' latest items wait for `writer`'s (a shard's) flush. */
+  store(measurements: Measurement[], writer?: string): Promise<void>;
   deadLetter(letters: DeadLetter[]): Promise<void>;
   /** Counts the user records taken out of KPL aggregates. */
   deaggregated(count: number): void;

@@ -40,8 +40,8 @@ export function createBatchSink(
   metrics: MetricsService,
 ): BatchSink {
   return {
-    store: async (measurements: Measurement[]) => {
-      await speedLayer.write(measurements);
+    store: async (measurements: Measurement[], writer?: string) => {
+      await speedLayer.write(measurements, writer);
       const now = Date.now();
       for (const m of measurements) {
         metrics.endToEnd.observe((now - Date.parse(m.ingestion_timestamp)) / 1000);
@@ -88,7 +88,6 @@ export function createShardWorkerFactory(
       end();
     }
   };
-  const latest = { flush: () => timed('latest', () => speedLayer.flushLatest()) };
   const store: CommitStore = {
     commit: (lease, plan, checkpoint) =>
       timed('transaction', () => commits.commit(lease, plan, checkpoint)),
@@ -98,6 +97,14 @@ export function createShardWorkerFactory(
   const running = new Map<string, ShardPoller>();
   producer.appended$.subscribe((shardId) => running.get(shardId)?.wake());
   return (lease) => {
+    // The shard's cities: stored through its sink, written by its own commits.
+    const shardSink: BatchSink = {
+      ...sink,
+      store: (measurements) => sink.store(measurements, lease.leaseKey),
+    };
+    const latest = {
+      flush: () => timed('latest', () => speedLayer.flushLatest(lease.leaseKey)),
+    };
     const aggregation = new WindowedShardAggregation(
       lease.leaseKey,
       config.aggregation,
@@ -112,7 +119,7 @@ export function createShardWorkerFactory(
     const poller = new ShardPoller(
       lease,
       reader,
-      sink,
+      shardSink,
       aggregation,
       new ShardCommitter(lease, aggregation, store, latest),
       (signal) =>
@@ -136,7 +143,11 @@ export function createShardWorkerFactory(
       )
       .finally(() => {
         // A poller of a retaken lease may have replaced this one meanwhile.
-        if (running.get(lease.leaseKey) === poller) running.delete(lease.leaseKey);
+        if (running.get(lease.leaseKey) === poller) {
+          running.delete(lease.leaseKey);
+          // What it noted and did not write, its next owner reads again and writes.
+          speedLayer.dropLatest(lease.leaseKey);
+        }
       });
     return { stop: () => poller.stop(), done, status: () => poller.status() };
   };
