@@ -121,18 +121,10 @@ export class SpeedLayerRepository {
 
   /**
    * Writes the newest measurement `writer` noted per city since its last flush (newest event time
-   * wins, whatever the order), or every writer's without one; what fails stays noted and the call
-   * throws. Callers flush before they checkpoint, so a checkpointed record's city item is written.
+   * wins, whatever the order); what fails stays noted and the call throws. Callers flush before
+   * they checkpoint, so a checkpointed record's city item is written.
    */
-  async flushLatest(writer?: string): Promise<void> {
-    if (writer === undefined) {
-      const results = await Promise.allSettled(
-        [...this.pendingLatest.keys()].map((w) => this.flushLatest(w)),
-      );
-      const failure = results.find((r) => r.status === 'rejected');
-      if (failure) throw failure.reason;
-      return;
-    }
+  flushLatest(writer = ''): Promise<void> {
     // One flush at a time per writer: a caller waits for the one in flight (which may hold its
     // cities), then flushes what is left, so no caller checkpoints before its cities are written.
     const run = (this.flushing.get(writer) ?? Promise.resolve()).then(
