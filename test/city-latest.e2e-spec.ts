@@ -1,7 +1,8 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Measurement, MeasurementInput, normaliseMeasurement } from '../src/domain/measurement';
 import { CITIES_PARTITION, SpeedLayerRepository } from '../src/speed-layer/speed-layer.repository';
-import { isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
+import { eventually, isolatedEnv, measurement, startApp, TestApp } from './support/test-app';
+import { injectWireFaults, WireCall } from './support/wire-faults';
 
 /**
  * The per-city latest items are written 25 to a call with conditional PartiQL statements (an
@@ -101,5 +102,79 @@ describe('the per-city latest items against DynamoDB Local', () => {
     speedLayer.dropLatest('shard-gone');
     await speedLayer.flushLatest('shard-gone');
     expect(await stored('dropped-city')).toBeUndefined();
+  });
+
+  /** The cities a BatchExecuteStatement writes, from its statements' parameters as sent. */
+  const citiesOf = ({ input }: WireCall, prefix: string) =>
+    (input.Statements as { Parameters: { S?: string }[] }[]).flatMap((statement) =>
+      statement.Parameters.flatMap((p) => (p.S?.startsWith(prefix) ? [p.S] : [])),
+    );
+
+  it('sends the flushes of shards that flush while a call is in flight in one call; each settles once its own cities are written', async () => {
+    const shards = ['a', 'b', 'c'];
+    for (const shard of shards) await write(speedLayer, [m(`together-${shard}`, 1)]);
+    const calls: string[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const stop = injectWireFaults(t.dynamoDb, (call) => {
+      const cities = call.operation === 'BatchExecuteStatement' ? citiesOf(call, 'together-') : [];
+      if (cities.length === 0) return undefined;
+      calls.push(cities.sort());
+      return calls.length === 1 ? { after: gate } : undefined;
+    });
+    try {
+      for (const shard of shards)
+        await speedLayer.write([m(`together-${shard}`, 2)], `shard-${shard}`);
+      const a = speedLayer.flushLatest('shard-a');
+      await eventually(async () => (calls.length === 1 ? true : undefined), 'the first call');
+      let settledB = false;
+      const b = speedLayer.flushLatest('shard-b').then(() => (settledB = true));
+      const c = speedLayer.flushLatest('shard-c');
+      // Their statements are submitted within this turn of the event loop (no I/O before).
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(calls).toHaveLength(1);
+      expect(settledB).toBe(false);
+      release();
+      await Promise.all([a, b, c]);
+      expect(calls).toEqual([['together-a'], ['together-b', 'together-c']]);
+    } finally {
+      stop();
+      release();
+    }
+    for (const shard of shards) expect((await stored(`together-${shard}`))?.pm25_value).toBe(2);
+  });
+
+  it('does not note again what a writer noted once it was dropped while its flush failed', async () => {
+    let failNow!: () => void;
+    const failed = new Promise<void>(
+      (_, reject) => (failNow = () => reject(new Error('injected reset'))),
+    );
+    failed.catch(() => undefined);
+    let seen = false;
+    const stop = injectWireFaults(t.dynamoDb, (call) => {
+      if (call.operation !== 'BatchExecuteStatement' || citiesOf(call, 'moved-').length === 0)
+        return undefined;
+      seen = true;
+      return { after: failed };
+    });
+    try {
+      await speedLayer.write([m('moved-before', 1)], 'shard-moved');
+      const flush = speedLayer.flushLatest('shard-moved').then(
+        () => 'written',
+        (error: unknown) => String(error),
+      );
+      await eventually(async () => (seen ? true : undefined), 'the flush in flight');
+      // The lease moved: the poller ends and drops its writer while the flush is in flight.
+      speedLayer.dropLatest('shard-moved');
+      failNow();
+      expect(await flush).toBe('Error: injected reset');
+    } finally {
+      stop();
+    }
+    // The lease's next owner here starts with nothing noted: it reads the records again.
+    await speedLayer.write([m('moved-after', 2)], 'shard-moved');
+    await speedLayer.flushLatest('shard-moved');
+    expect((await stored('moved-after'))?.pm25_value).toBe(2);
+    expect(await stored('moved-before')).toBeUndefined();
   });
 });

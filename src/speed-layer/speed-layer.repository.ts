@@ -1,9 +1,4 @@
-import {
-  BatchExecuteStatementInput,
-  BatchExecuteStatementOutput,
-  BatchStatementError,
-  BatchStatementRequest as Statement,
-} from '@aws-sdk/client-dynamodb';
+import { BatchStatementError, BatchStatementRequest as Statement } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { convertToAttr } from '@aws-sdk/util-dynamodb';
 import { Inject, Injectable } from '@nestjs/common';
@@ -11,21 +6,22 @@ import { Observable, Subject } from 'rxjs';
 import { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.tokens';
 import { Measurement } from '../domain/measurement';
+import { Combiner } from '../common/combiner';
 import {
   batchWriteCall,
+  combinedStatements,
   CombiningWriter,
+  KeyedStatement,
   queryPage,
-  runLimited,
+  StatementOutcome,
 } from '../infra/aws/dynamodb-calls';
 import { DOCUMENT_MARSHALLING } from '../infra/aws/aws-clients';
 import { DYNAMODB_DOCUMENT_CLIENT } from '../infra/aws/aws.tokens';
-import { DirectCall, dynamoDbDirectCall } from '../infra/aws/direct-call';
+import { dynamoDbDirectCall } from '../infra/aws/direct-call';
 
 /** The partition of the realtime table that holds one "latest" item per city (not a valid city id). */
 export const CITIES_PARTITION = '#cities';
 const PARALLEL_BATCHES = 16;
-/** BatchExecuteStatement takes at most 25 statements. */
-const STATEMENTS_PER_CALL = 25;
 /** Update, insert when missing, update again when another writer inserted first. */
 const LATEST_ROUNDS = 3;
 
@@ -50,6 +46,14 @@ const itemKey = (cityId: string, sk: string) => `${cityId}\u0000${sk}`;
 const parameters = (...values: unknown[]) =>
   values.map((value) => convertToAttr(value, DOCUMENT_MARSHALLING));
 
+/** Puts `entry` in `pending` unless its city holds a newer one; true when it did. */
+function keepNewest(pending: Map<string, PendingLatest>, entry: PendingLatest): boolean {
+  const current = pending.get(entry.m.city_id);
+  if (current && eventKey(entry.m) <= eventKey(current.m)) return false;
+  pending.set(entry.m.city_id, entry);
+  return true;
+}
+
 function stripItem(item: Record<string, unknown>): Measurement {
   const { sk: _sk, ttl: _ttl, stored_at: _storedAt, ...measurement } = item;
   return measurement as unknown as Measurement;
@@ -64,11 +68,12 @@ export class SpeedLayerRepository {
   private readonly table: string;
   private readonly ttlSeconds: number;
   private readonly writer: CombiningWriter;
-  /** Without the SDK's command stack (see direct-call.ts): a call per 25 cities per flush. */
-  private readonly executeStatements: DirectCall<
-    BatchExecuteStatementInput,
-    BatchExecuteStatementOutput
-  >;
+  /**
+   * The latest items' statements, 25 a call without the SDK's command stack (see
+   * direct-call.ts), shared by the shards that flush at the same moment: with 64 shards of one or
+   * two cities each, one call for several shards' flushes instead of one call each.
+   */
+  private readonly statements: Combiner<KeyedStatement, StatementOutcome>;
   /**
    * The latest items noted and not yet written, per writer (a shard: its cities are its own, as
    * the partition key is the city): each shard writes its own cities when it commits, once a
@@ -94,7 +99,10 @@ export class SpeedLayerRepository {
     this.writer = new CombiningWriter(batchWriteCall(db), this.table, PARALLEL_BATCHES, (item) =>
       itemKey(item.city_id as string, item.sk as string),
     );
-    this.executeStatements = dynamoDbDirectCall('BatchExecuteStatement', db);
+    this.statements = combinedStatements(
+      dynamoDbDirectCall('BatchExecuteStatement', db),
+      PARALLEL_BATCHES,
+    );
   }
 
   /**
@@ -149,33 +157,25 @@ export class SpeedLayerRepository {
     if (!pending || pending.size === 0) return;
     const due = [...pending.values()];
     pending.clear();
-    const calls: PendingLatest[][] = [];
-    for (let i = 0; i < due.length; i += STATEMENTS_PER_CALL)
-      calls.push(due.slice(i, i + STATEMENTS_PER_CALL));
-    const failed: PendingLatest[] = [];
-    let firstError: unknown;
-    await runLimited(calls, PARALLEL_BATCHES, async (entries) => {
-      try {
-        failed.push(...(await this.writeLatest(entries)));
-      } catch (error) {
-        failed.push(...entries);
-        firstError ??= error;
-      }
-    });
-    for (const entry of failed) this.noteLatest(writer, entry.m, entry.ttl);
-    if (failed.length > 0) {
-      throw firstError ?? new Error(`${failed.length} city latest item(s) not written`);
+    let failed = due;
+    let failure: unknown;
+    try {
+      ({ failed, failure } = await this.writeLatest(due));
+    } catch (error) {
+      failure = error;
     }
+    if (failed.length === 0) return;
+    // Noted again for the next flush, unless the writer was dropped meanwhile: its lease moved,
+    // and the next owner reads these records again.
+    if (this.pendingLatest.get(writer) === pending)
+      for (const entry of failed) keepNewest(pending, entry);
+    throw failure ?? new Error(`${failed.length} city latest item(s) not written`);
   }
 
   private noteLatest(writer: string, m: Measurement, ttl: number): void {
     let pending = this.pendingLatest.get(writer);
     if (!pending) this.pendingLatest.set(writer, (pending = new Map()));
-    const current = pending.get(m.city_id);
-    if (!current || eventKey(m) > eventKey(current.m)) {
-      pending.set(m.city_id, { m, ttl });
-      this.noted.next(m);
-    }
+    if (keepNewest(pending, { m, ttl })) this.noted.next(m);
   }
 
   /**
@@ -239,16 +239,32 @@ export class SpeedLayerRepository {
   }
 
   /**
-   * Writes up to 25 city items with conditional PartiQL statements in one call, each on its own:
-   * an UPDATE where the stored event key is not newer; for a city with no item yet, an INSERT;
-   * when another writer inserted it first, the UPDATE again. Returns the entries not written.
+   * Writes the city items with conditional PartiQL statements, each on its own: an UPDATE where
+   * the stored event key is not newer; for a city with no item yet, an INSERT; when another
+   * writer inserted it first, the UPDATE again. Returns the entries not written, and the failure
+   * of a call that held one, if any.
    */
-  private async writeLatest(entries: PendingLatest[]): Promise<PendingLatest[]> {
+  private async writeLatest(
+    entries: PendingLatest[],
+  ): Promise<{ failed: PendingLatest[]; failure?: unknown }> {
     let updates = entries;
     const failed: PendingLatest[] = [];
+    let failure: unknown;
+    const run = async (batch: PendingLatest[], statement: (entry: PendingLatest) => Statement) => {
+      const outcomes = await this.execute(batch, statement);
+      const errors: [PendingLatest, BatchStatementError | undefined][] = [];
+      batch.forEach((entry, i) => {
+        const outcome = outcomes[i];
+        if ('failure' in outcome) {
+          failed.push(entry);
+          failure ??= outcome.failure;
+        } else errors.push([entry, outcome.error]);
+      });
+      return errors;
+    };
     for (let round = 0; round < LATEST_ROUNDS && updates.length > 0; round++) {
       const missing: PendingLatest[] = [];
-      for (const [entry, error] of await this.execute(updates, (e) => this.updateStatement(e))) {
+      for (const [entry, error] of await run(updates, (e) => this.updateStatement(e))) {
         // Without the item, the condition failed because there is none; with it, a newer one is
         // already stored and there is nothing to do.
         if (error?.Code === 'ConditionalCheckFailed') {
@@ -256,24 +272,23 @@ export class SpeedLayerRepository {
         } else if (error) failed.push(entry);
       }
       updates = [];
-      for (const [entry, error] of await this.execute(missing, (e) => this.insertStatement(e))) {
+      for (const [entry, error] of await run(missing, (e) => this.insertStatement(e))) {
         if (error?.Code === 'DuplicateItem') updates.push(entry);
         else if (error) failed.push(entry);
       }
     }
-    return [...failed, ...updates];
+    return { failed: [...failed, ...updates], failure };
   }
 
-  /** Runs the statements in one call; each entry with its error, if it failed. */
-  private async execute(
+  /** Each entry's statement, sent with what other shards flush at the same moment. */
+  private execute(
     entries: PendingLatest[],
     statement: (entry: PendingLatest) => Statement,
-  ): Promise<[PendingLatest, BatchStatementError | undefined][]> {
-    if (entries.length === 0) return [];
-    const { Responses = [] } = await this.executeStatements.send({
-      Statements: entries.map(statement),
-    });
-    return entries.map((entry, i) => [entry, Responses[i]?.Error]);
+  ): Promise<StatementOutcome[]> {
+    if (entries.length === 0) return Promise.resolve([]);
+    return this.statements.submit(
+      entries.map((entry) => ({ key: entry.m.city_id, statement: statement(entry) })),
+    );
   }
 
   private updateStatement({ m, ttl }: PendingLatest): Statement {

@@ -22,6 +22,8 @@ export interface ScalingOptions {
   rate: number;
   seconds: number;
   idleSeconds: number;
+  /** The rows of the table to run, from 1 (all when not given). */
+  rows?: number[];
   track: (child: ChildProcess) => void;
 }
 
@@ -44,6 +46,7 @@ export async function runScaling(options: ScalingOptions): Promise<ScalingResult
   const results: ScalingResult[] = [];
   try {
     for (const [i, c] of scalingCases().entries()) {
+      if (options.rows && !options.rows.includes(i + 1)) continue;
       const name = `${options.prefix}-scale${i}`;
       const leases = `${name}-leases`;
       const instance = await start(

@@ -34,6 +34,7 @@ function options() {
       'scaling-rate': { type: 'string', default: '1000' },
       'scaling-seconds': { type: 'string', default: '30' },
       'scaling-idle-seconds': { type: 'string', default: '30' },
+      'scaling-cases': { type: 'string' },
     },
   }).values;
 }
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
         rate: Number(values['scaling-rate']),
         seconds: Number(values['scaling-seconds']),
         idleSeconds: Number(values['scaling-idle-seconds']),
+        rows: values['scaling-cases']?.split(',').map(Number),
         track: run.track,
       });
     }

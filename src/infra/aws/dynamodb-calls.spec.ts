@@ -1,7 +1,13 @@
 import { marshall } from '@aws-sdk/util-dynamodb';
 import fc from 'fast-check';
 import { DOCUMENT_MARSHALLING } from './aws-clients';
-import { BatchWriteCall, CombiningWriter, marshallItem } from './dynamodb-calls';
+import {
+  BatchExecuteCall,
+  BatchWriteCall,
+  combinedStatements,
+  CombiningWriter,
+  marshallItem,
+} from './dynamodb-calls';
 
 type Item = Record<string, unknown>;
 
@@ -152,6 +158,53 @@ describe('CombiningWriter', () => {
     table.release();
     await flush();
     expect(big).toEqual({ done: true, error: new Error('full batch failed') });
+  });
+});
+
+describe('combinedStatements', () => {
+  /** Each statement is its item's key; a statement named `bad…` is refused, a call holding `fail…` fails. */
+  const calls: string[][] = [];
+  const execute: BatchExecuteCall = {
+    send: async ({ Statements = [] }) => {
+      const keys = Statements.map((s) => s.Statement!);
+      calls.push(keys);
+      await Promise.resolve();
+      if (keys.some((k) => k.startsWith('fail'))) throw new Error('reset');
+      return {
+        Responses: keys.map((k) =>
+          k.startsWith('bad') ? { Error: { Code: 'ConditionalCheckFailed' } } : {},
+        ),
+      };
+    },
+  };
+  const statement = (key: string) => ({ key, statement: { Statement: key } });
+  beforeEach(() => (calls.length = 0));
+
+  it('sends 25 statements a call, each answering its own outcome', async () => {
+    const keys = Array.from({ length: 60 }, (_, i) => (i === 30 ? 'bad30' : `k${i}`));
+    const outcomes = await combinedStatements(execute, 16).submit(keys.map(statement));
+    expect(calls.map((c) => c.length)).toEqual([25, 25, 10]);
+    expect(outcomes).toHaveLength(60);
+    expect(outcomes[30]).toEqual({ error: { Code: 'ConditionalCheckFailed' } });
+    expect(outcomes.filter((o) => 'error' in o && o.error)).toHaveLength(1);
+  });
+
+  it('puts statements on one item in separate calls, the earlier one first', async () => {
+    const outcomes = await combinedStatements(execute, 16).submit(
+      ['a', 'b', 'a', 'c', 'a'].map(statement),
+    );
+    expect(calls).toEqual([['a', 'b', 'c'], ['a'], ['a']]);
+    expect(outcomes).toEqual([{}, {}, {}, {}, {}].map(() => ({ error: undefined })));
+  });
+
+  it("answers a failed call's failure for its own statements only", async () => {
+    const keys = ['fail', ...Array.from({ length: 30 }, (_, i) => `k${i}`)];
+    const outcomes = await combinedStatements(execute, 1).submit(keys.map(statement));
+    expect(calls.map((c) => c.length)).toEqual([25, 6]);
+    expect(outcomes.slice(0, 25)).toEqual(
+      keys.slice(0, 25).map(() => ({ failure: new Error('reset') })),
+    );
+    expect(outcomes.slice(25)).toEqual(keys.slice(25).map(() => ({ error: undefined })));
   });
 });
 

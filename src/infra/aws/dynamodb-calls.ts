@@ -1,5 +1,9 @@
 import {
   AttributeValue,
+  BatchExecuteStatementInput,
+  BatchExecuteStatementOutput,
+  BatchStatementError,
+  BatchStatementRequest,
   BatchWriteItemInput,
   BatchWriteItemOutput,
   TransactWriteItem,
@@ -16,11 +20,14 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { backoffDelay, BackoffPolicy, sleep } from '../../common/backoff';
+import { Combiner } from '../../common/combiner';
 import { DirectCall, dynamoDbDirectCall } from './direct-call';
 import { DOCUMENT_MARSHALLING } from './aws-clients';
 
 const BATCH_WRITE_MAX = 25;
 const BATCH_GET_MAX = 100;
+/** BatchExecuteStatement takes at most 25 statements. */
+const STATEMENTS_PER_CALL = 25;
 /** DynamoDB answers UnprocessedItems/Keys when throttled: wait before asking again. */
 const UNPROCESSED_BACKOFF: BackoffPolicy = { baseMs: 20, capMs: 1000 };
 const UNPROCESSED_ATTEMPTS = 10;
@@ -187,66 +194,95 @@ export async function putAll(
   });
 }
 
-interface Waiting {
-  items: Record<string, unknown>[];
-  settle(error?: unknown): void;
-}
-
 /**
  * Puts items for many callers (the shards of this instance) into one table, combining what does
  * not fill a BatchWriteItem: each caller's full batches of 25 go at once, and the rest joins
- * the other callers' rest. While one combined put is in flight the next gathers, so under load a
- * few records read from each of 64 shards share calls instead of taking one each; with nothing
- * in flight a caller's rest goes at once. A caller's promise settles when its own items are
+ * the other callers' rest in a `Combiner`. A caller's promise settles when its own items are
  * stored (or failed with the call that held them), never before.
  */
 export class CombiningWriter {
-  private waiting: Waiting[] = [];
-  private sending = false;
+  private readonly rest: Combiner<Record<string, unknown>, void>;
 
   constructor(
     private readonly batchWrite: BatchWriteCall,
     private readonly table: string,
     private readonly concurrency: number,
     /** The item's key as text: items of one key from two callers are put once. */
-    private readonly keyOf: (item: Record<string, unknown>) => string,
-  ) {}
+    keyOf: (item: Record<string, unknown>) => string,
+  ) {
+    this.rest = new Combiner(async (items) => {
+      const unique = new Map<string, Record<string, unknown>>();
+      for (const item of items) unique.set(keyOf(item), item);
+      await putAll(batchWrite, table, [...unique.values()], concurrency);
+      return new Array<void>(items.length);
+    });
+  }
 
   async put(items: Record<string, unknown>[]): Promise<void> {
     const full = items.length - (items.length % BATCH_WRITE_MAX);
-    const writes: Promise<void>[] = [];
+    const writes: Promise<unknown>[] = [];
     if (full > 0)
       writes.push(putAll(this.batchWrite, this.table, items.slice(0, full), this.concurrency));
-    if (full < items.length) writes.push(this.combine(items.slice(full)));
+    if (full < items.length) writes.push(this.rest.submit(items.slice(full)));
     // Like runLimited: settle only when nothing started for this caller can still land.
     const failure = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
     if (failure) throw failure.reason;
   }
+}
 
-  private combine(items: Record<string, unknown>[]): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ items, settle: (error) => (error ? reject(error) : resolve()) });
-      if (!this.sending) void this.drain();
-    });
-  }
+/** BatchExecuteStatement, sent as the wire's JSON (parameters as attribute values). */
+export type BatchExecuteCall = Pick<
+  DirectCall<BatchExecuteStatementInput, BatchExecuteStatementOutput>,
+  'send'
+>;
 
-  private async drain(): Promise<void> {
-    this.sending = true;
-    while (this.waiting.length > 0) {
-      const group = this.waiting;
-      this.waiting = [];
-      const unique = new Map<string, Record<string, unknown>>();
-      for (const { items } of group) for (const item of items) unique.set(this.keyOf(item), item);
-      let error: unknown;
-      try {
-        await putAll(this.batchWrite, this.table, [...unique.values()], this.concurrency);
-      } catch (e) {
-        error = e ?? new Error('combined put failed');
+/** A PartiQL write for a combined call, with the key of the item it writes. */
+export interface KeyedStatement {
+  key: string;
+  statement: BatchStatementRequest;
+}
+
+/** A statement's outcome: its error as the service answered it, or the failure of its call. */
+export type StatementOutcome = { error?: BatchStatementError } | { failure: unknown };
+
+/**
+ * BatchExecuteStatement for many callers (`Combiner`): the statements gathered go 25 a call,
+ * `concurrency` calls at a time, each answering its own outcome. Statements on one item never
+ * share a call: a later one goes in a later round, after the earlier one's call has ended.
+ */
+export function combinedStatements(
+  execute: BatchExecuteCall,
+  concurrency: number,
+): Combiner<KeyedStatement, StatementOutcome> {
+  return new Combiner(async (statements) => {
+    const outcomes = new Array<StatementOutcome>(statements.length);
+    let left = statements.map((_, i) => i);
+    while (left.length > 0) {
+      const keys = new Set<string>();
+      const now: number[] = [];
+      const later: number[] = [];
+      for (const i of left) {
+        const { key } = statements[i];
+        (keys.has(key) ? later : now).push(i);
+        keys.add(key);
       }
-      for (const waiting of group) waiting.settle(error);
+      const calls: number[][] = [];
+      for (let i = 0; i < now.length; i += STATEMENTS_PER_CALL)
+        calls.push(now.slice(i, i + STATEMENTS_PER_CALL));
+      await runLimited(calls, concurrency, async (call) => {
+        try {
+          const { Responses = [] } = await execute.send({
+            Statements: call.map((i) => statements[i].statement),
+          });
+          call.forEach((i, j) => (outcomes[i] = { error: Responses[j]?.Error }));
+        } catch (failure) {
+          for (const i of call) outcomes[i] = { failure };
+        }
+      });
+      left = later;
     }
-    this.sending = false;
-  }
+    return outcomes;
+  });
 }
 
 /** Reads the items of `keys` (consistently) with BatchGetItem, 100 a call, retrying UnprocessedKeys. */
