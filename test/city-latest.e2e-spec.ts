@@ -59,6 +59,24 @@ describe('the per-city latest items against DynamoDB Local', () => {
     expect(minutes).toEqual(cities.map((_, i) => (i >= 20 && i < 30 ? 50 : 30)));
   });
 
+  it('stores each measurement as its own item: the measurement, its sort key, ttl and stored_at, as the document client reads them', async () => {
+    const one = m('item-fields', 12);
+    const before = Date.now();
+    await speedLayer.write([one, { ...one }]);
+    const { Item } = await t.db.send(
+      new GetCommand({
+        TableName: t.config.tables.realtime,
+        Key: { city_id: 'item-fields', sk: `${one.timestamp}#${one.message_id}` },
+        ConsistentRead: true,
+      }),
+    );
+    const { ttl, stored_at: storedAt, ...rest } = Item!;
+    expect(rest).toEqual({ ...one, sk: `${one.timestamp}#${one.message_id}` });
+    expect(storedAt).toBeGreaterThanOrEqual(before);
+    expect(storedAt).toBeLessThanOrEqual(Date.now());
+    expect(ttl).toBe(Math.floor((storedAt as number) / 1000) + t.config.speedLayer.ttlHours * 3600);
+  });
+
   it('keeps the newest event time when two writers race for a city not seen yet', async () => {
     const other = new SpeedLayerRepository(t.db, t.config);
     for (let round = 0; round < 5; round++) {

@@ -31,6 +31,7 @@ import {
   batchWriteCall,
   marshallTransactItem,
   putAll,
+  toPut,
   TransactItem,
   transactWriteCall,
 } from '../src/infra/aws/dynamodb-calls';
@@ -266,7 +267,7 @@ describe('DynamoDB calls sent directly (without the SDK commands)', () => {
     await putAll(
       batchWriteCall(db),
       table,
-      items.map((it) => ({ ...it, id: 'direct' })),
+      items.map((it) => toPut({ ...it, id: 'direct' })),
       3,
     );
     for (const it of items) {
@@ -287,7 +288,7 @@ describe('DynamoDB calls sent directly (without the SDK commands)', () => {
         () => undefined,
         (error: Error) => error,
       );
-    const directError = await putAll(batchWriteCall(db), table, [refused], 1).then(
+    const directError = await putAll(batchWriteCall(db), table, [toPut(refused)], 1).then(
       () => undefined,
       (error: Error & { $fault?: string; $metadata?: { httpStatusCode?: number } }) => error,
     );

@@ -16,6 +16,7 @@ import {
   BatchWriteCall,
   getAll,
   putAll,
+  toPut,
   queryPage,
   runLimited,
 } from '../infra/aws/dynamodb-calls';
@@ -133,7 +134,7 @@ export class DeadLetterRepository {
       },
     );
     // Payloads can be large: 25 items of at most 400 KB stay under BatchWriteItem's 16 MB.
-    await putAll(this.batchWrite, this.table, fresh, 4);
+    await putAll(this.batchWrite, this.table, fresh.map(toPut), 4);
   }
 
   /** Newest first; `reason` filters; the cursor is the opaque LastEvaluatedKey. */

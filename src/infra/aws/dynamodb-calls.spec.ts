@@ -7,9 +7,9 @@ import {
   combinedStatements,
   CombiningWriter,
   marshallItem,
+  Put,
+  toPut,
 } from './dynamodb-calls';
-
-type Item = Record<string, unknown>;
 
 /** BatchWriteItem on a table in memory; each call can be held open, or failed, by the test. */
 class FakeTable {
@@ -45,8 +45,9 @@ class FakeTable {
   }
 }
 
-const items = (prefix: string, n: number): Item[] =>
-  Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}` }));
+const items = (prefix: string, n: number): Put[] =>
+  Array.from({ length: n }, (_, i) => toPut({ id: `${prefix}${i}` }));
+const idOf = ({ item }: Put) => item.id.S!;
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 const settled = (p: Promise<void>) => {
   const state = { done: false, error: undefined as unknown };
@@ -65,7 +66,7 @@ describe('CombiningWriter', () => {
   let writer: CombiningWriter;
   beforeEach(() => {
     table = new FakeTable();
-    writer = new CombiningWriter(table.batchWrite, 't', 16, (item) => String(item.id));
+    writer = new CombiningWriter(table.batchWrite, 't', 16, idOf);
   });
   /** Holds every call from now on, and leaves one combined put (of `a0`) in flight. */
   const oneCombinedPutInFlight = async () => {
@@ -132,8 +133,8 @@ describe('CombiningWriter', () => {
 
   it('puts an item that two callers hold once in a combined call', async () => {
     await oneCombinedPutInFlight();
-    const one = settled(writer.put([{ id: 'same' }, { id: 'x' }]));
-    const two = settled(writer.put([{ id: 'same' }]));
+    const one = settled(writer.put([toPut({ id: 'same' }), toPut({ id: 'x' })]));
+    const two = settled(writer.put([toPut({ id: 'same' })]));
     table.release();
     await flush();
     expect(table.calls[1].sort()).toEqual(['same', 'x']);
@@ -211,10 +212,10 @@ describe('combinedStatements', () => {
 describe('putAll through CombiningWriter: the walk for bytes', () => {
   it('is skipped for calls of flat items only, and kept for a call with an item that is not flat', async () => {
     const table = new FakeTable();
-    const writer = new CombiningWriter(table.batchWrite, 't', 1, (item) => String(item.id));
+    const writer = new CombiningWriter(table.batchWrite, 't', 1, idOf);
     await writer.put(items('a', 30));
-    await writer.put([{ id: 'b0', raw: new Uint8Array([1, 2]) }, ...items('b', 3).slice(1)]);
-    await writer.put([{ id: 'c0', nested: { n: 1 } }]);
+    await writer.put([toPut({ id: 'b0', raw: new Uint8Array([1, 2]) }), ...items('b', 3).slice(1)]);
+    await writer.put([toPut({ id: 'c0', nested: { n: 1 } })]);
     expect(table.calls.map((ids) => ids.length)).toEqual([25, 5, 3, 1]);
     expect(table.withoutBytes).toEqual([true, true, false, false]);
   });
@@ -222,13 +223,15 @@ describe('putAll through CombiningWriter: the walk for bytes', () => {
 
 describe('marshallItem', () => {
   /** What a marshaller makes of `values`, or the error it throws. */
-  const outcome = (marshaller: (values: Item) => unknown) => (values: Item) => {
-    try {
-      return marshaller(values);
-    } catch (error) {
-      return { threw: (error as Error).message };
-    }
-  };
+  const outcome =
+    (marshaller: (values: Record<string, unknown>) => unknown) =>
+    (values: Record<string, unknown>) => {
+      try {
+        return marshaller(values);
+      } catch (error) {
+        return { threw: (error as Error).message };
+      }
+    };
   const generic = outcome((values) => marshall(values, DOCUMENT_MARSHALLING));
   const mine = outcome(marshallItem);
   const flat = fc.oneof(

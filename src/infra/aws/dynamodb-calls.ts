@@ -162,28 +162,36 @@ export function marshallTransactItem(item: TransactItem): TransactWriteItem {
   return wire as TransactWriteItem;
 }
 
+/** An item as BatchWriteItem puts it: marshalled, and whether it surely holds no bytes. */
+export interface Put {
+  item: Record<string, AttributeValue>;
+  withoutBytes: boolean;
+}
+
+/** The put of an item, marshalled as the document client marshals it (`marshallItem`). */
+export function toPut(values: Record<string, unknown>): Put {
+  const flat = marshallFlatItem(values);
+  return { item: flat ?? marshall(values, DOCUMENT_MARSHALLING), withoutBytes: flat !== undefined };
+}
+
 /**
  * Puts every item with BatchWriteItem, 25 a call and `concurrency` calls at a time, retrying
- * UnprocessedItems with back-off; throws when some are still unprocessed after 10 tries. Items
- * are marshalled as the document client marshals them.
+ * UnprocessedItems with back-off; throws when some are still unprocessed after 10 tries.
  */
 export async function putAll(
   batchWrite: BatchWriteCall,
   table: string,
-  items: Record<string, unknown>[],
+  puts: Put[],
   concurrency: number,
 ): Promise<void> {
-  const chunks: Record<string, unknown>[][] = [];
-  for (let i = 0; i < items.length; i += BATCH_WRITE_MAX)
-    chunks.push(items.slice(i, i + BATCH_WRITE_MAX));
+  const chunks: Put[][] = [];
+  for (let i = 0; i < puts.length; i += BATCH_WRITE_MAX)
+    chunks.push(puts.slice(i, i + BATCH_WRITE_MAX));
   await runLimited(chunks, concurrency, (chunk) => {
-    // Flat items hold no bytes, nor does what the service hands back unprocessed (its JSON).
-    let withoutBytes = true;
-    const requests = chunk.map((item): WriteRequest => {
-      const flat = marshallFlatItem(item);
-      if (!flat) withoutBytes = false;
-      return { PutRequest: { Item: flat ?? marshall(item, DOCUMENT_MARSHALLING) } };
-    });
+    // The walk for bytes only where an item may hold them; what the service hands back
+    // unprocessed (its JSON) holds none.
+    const withoutBytes = chunk.every((put) => put.withoutBytes);
+    const requests = chunk.map((put): WriteRequest => ({ PutRequest: { Item: put.item } }));
     return untilProcessed('item(s)', requests, async (pending) => {
       const output = await batchWrite.send(
         { RequestItems: { [table]: pending } },
@@ -201,29 +209,29 @@ export async function putAll(
  * stored (or failed with the call that held them), never before.
  */
 export class CombiningWriter {
-  private readonly rest: Combiner<Record<string, unknown>, void>;
+  private readonly rest: Combiner<Put, void>;
 
   constructor(
     private readonly batchWrite: BatchWriteCall,
     private readonly table: string,
     private readonly concurrency: number,
     /** The item's key as text: items of one key from two callers are put once. */
-    keyOf: (item: Record<string, unknown>) => string,
+    keyOf: (put: Put) => string,
   ) {
-    this.rest = new Combiner(async (items) => {
-      const unique = new Map<string, Record<string, unknown>>();
-      for (const item of items) unique.set(keyOf(item), item);
+    this.rest = new Combiner(async (puts) => {
+      const unique = new Map<string, Put>();
+      for (const put of puts) unique.set(keyOf(put), put);
       await putAll(batchWrite, table, [...unique.values()], concurrency);
-      return new Array<void>(items.length);
+      return new Array<void>(puts.length);
     });
   }
 
-  async put(items: Record<string, unknown>[]): Promise<void> {
-    const full = items.length - (items.length % BATCH_WRITE_MAX);
+  async put(puts: Put[]): Promise<void> {
+    const full = puts.length - (puts.length % BATCH_WRITE_MAX);
     const writes: Promise<unknown>[] = [];
     if (full > 0)
-      writes.push(putAll(this.batchWrite, this.table, items.slice(0, full), this.concurrency));
-    if (full < items.length) writes.push(this.rest.submit(items.slice(full)));
+      writes.push(putAll(this.batchWrite, this.table, puts.slice(0, full), this.concurrency));
+    if (full < puts.length) writes.push(this.rest.submit(puts.slice(full)));
     // Like runLimited: settle only when nothing started for this caller can still land.
     const failure = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
     if (failure) throw failure.reason;
