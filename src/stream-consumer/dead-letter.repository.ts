@@ -16,9 +16,9 @@ import {
   BatchWriteCall,
   getAll,
   putAll,
-  toPut,
   queryPage,
   runLimited,
+  toPut,
 } from '../infra/aws/dynamodb-calls';
 import { DeadLetterReason, encodePayload, StreamRecord } from './record-decoder';
 
