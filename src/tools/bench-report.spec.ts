@@ -1,4 +1,11 @@
-import { highestSustained, isSustained, markdownTable, p99Chart, StepResult } from './bench-report';
+import {
+  highestSustained,
+  isSustained,
+  markdownTable,
+  p99Chart,
+  reportName,
+  StepResult,
+} from './bench-report';
 
 const step = (over: Partial<StepResult>): StepResult => ({
   offered: 1000,
@@ -58,5 +65,27 @@ describe('benchmark report', () => {
     ]);
     expect(svg.match(/<polyline/g)).toHaveLength(2);
     expect(svg).toContain('</svg>');
+  });
+
+  describe('report names', () => {
+    const day = '2026-12-02';
+
+    it('names a run by its date, the scaling table alone and the label', () => {
+      expect(reportName(day, { scalingOnly: false }, [])).toBe(day);
+      expect(reportName(day, { scalingOnly: true }, [])).toBe(`${day}-scaling`);
+      expect(reportName(day, { scalingOnly: false, label: 'seventh' }, [])).toBe(`${day}-seventh`);
+      expect(reportName(day, { scalingOnly: true, label: 'third' }, [])).toBe(
+        `${day}-scaling-third`,
+      );
+    });
+
+    it('never reuses the name of a report already in the directory', () => {
+      const taken = [`${day}.json`, `${day}.md`, `${day}.svg`, `${day}-2.md`, 'latest.md'];
+      expect(reportName(day, { scalingOnly: false }, taken)).toBe(`${day}-3`);
+      expect(reportName(day, { scalingOnly: true }, taken)).toBe(`${day}-scaling`);
+      expect(reportName(day, { scalingOnly: false, label: 'x' }, [`${day}-x.svg`])).toBe(
+        `${day}-x-2`,
+      );
+    });
   });
 });

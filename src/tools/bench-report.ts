@@ -26,6 +26,26 @@ export interface StepResult {
 }
 
 /** Backlog not growing (by more than half a second of load) and end-to-end p99 under 1 s. */
+/**
+ * The name of a run's report files: `<date>`, or `<date>-scaling` for the scaling table alone,
+ * then `-<label>` when given; followed by `-2`, `-3`… when `taken` (the names already in the
+ * results directory) holds a report of that name, so that a run never overwrites an earlier one.
+ */
+export function reportName(
+  date: string,
+  options: { scalingOnly: boolean; label?: string },
+  taken: string[],
+): string {
+  const base = [date, options.scalingOnly ? 'scaling' : '', options.label ?? '']
+    .filter((part) => part !== '')
+    .join('-');
+  const used = new Set(taken);
+  const isTaken = (name: string) => ['json', 'md', 'svg'].some((ext) => used.has(`${name}.${ext}`));
+  let name = base;
+  for (let n = 2; isTaken(name); n++) name = `${base}-${n}`;
+  return name;
+}
+
 export function isSustained(
   step: Pick<StepResult, 'offered' | 'backlogStart' | 'backlogEnd' | 'e2eP99Ms' | 'ingestRate'>,
 ): boolean {

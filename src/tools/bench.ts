@@ -1,6 +1,6 @@
 import { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -8,11 +8,11 @@ import { createDocumentClient, createDynamoDbClient } from '../infra/aws/aws-cli
 import { idleCpu, planDesign, serviceDesign } from './bench-designs';
 import { floorDesign } from './bench-floor';
 import { CREDENTIALS, emulatorPids, startEmulators } from './bench-processes';
-import { markdownTable, p99Chart, SAMPLE_WAIT_MS, StepResult } from './bench-report';
+import { markdownTable, p99Chart, reportName, SAMPLE_WAIT_MS, StepResult } from './bench-report';
 import { runScaling } from './bench-scaling';
 import { Run } from './bench-steps';
 import { Part, summarize, summaryMarkdown } from './bench-summary';
-import { ScalingResult, scalingTable } from './scaling-report';
+import { ScalingResult, scalingRows, scalingTable } from './scaling-report';
 import { VisibilityResult } from './visibility-step';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -23,6 +23,7 @@ function options() {
       'step-seconds': { type: 'string', default: '20' },
       'warmup-seconds': { type: 'string', default: '60' },
       out: { type: 'string', default: 'bench/results' },
+      name: { type: 'string' },
       'visibility-count': { type: 'string', default: '300' },
       'visibility-rate': { type: 'string', default: '20' },
       'visibility-poll-ms': { type: 'string', default: '20' },
@@ -41,6 +42,11 @@ function options() {
 
 async function main(): Promise<void> {
   const values = options();
+  const rows = scalingRows(values['scaling-cases']);
+  if (values.name !== undefined && !/^[A-Za-z0-9_-]+$/.test(values.name))
+    throw new Error(
+      `--name takes letters, digits, - and _ (a part of a file name); not ${JSON.stringify(values.name)}`,
+    );
   const steps = values.steps!.split(',').map(Number);
   const seconds = Number(values['step-seconds']);
   const scalingOnly = values['scaling-only']!;
@@ -120,7 +126,7 @@ async function main(): Promise<void> {
         rate: Number(values['scaling-rate']),
         seconds: Number(values['scaling-seconds']),
         idleSeconds: Number(values['scaling-idle-seconds']),
-        rows: values['scaling-cases']?.split(',').map(Number),
+        rows,
         track: run.track,
       });
     }
@@ -134,7 +140,7 @@ async function main(): Promise<void> {
       skipped,
       waitMs: SAMPLE_WAIT_MS,
     });
-    write(values.out!, {
+    write(values.out!, values.name, {
       seconds,
       summary,
       notes,
@@ -152,6 +158,7 @@ async function main(): Promise<void> {
 
 function write(
   outDir: string,
+  label: string | undefined,
   r: {
     seconds: number;
     summary: ReturnType<typeof summarize>['summary'];
@@ -227,13 +234,13 @@ function write(
   const markdown = sections.join('\n');
   const { summary, notes, ...parts } = r;
   const json = { summary, summary_notes: notes, date, machine, ...parts };
-  // A run of the scaling table alone does not replace the day's report nor latest.*.
-  const name = series.length > 0 ? date : `${date}-scaling`;
+  // A run of the scaling table alone does not replace latest.*; no run replaces another's report.
+  const name = reportName(date, { scalingOnly: series.length === 0, label }, readdirSync(out));
   writeFileSync(join(out, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(join(out, `${name}.md`), `${markdown}\n`);
   if (series.length > 0) {
     const chart = p99Chart(series);
-    writeFileSync(join(out, `${date}.svg`), chart);
+    writeFileSync(join(out, `${name}.svg`), chart);
     writeFileSync(join(out, 'latest.md'), `${markdown}\n`);
     writeFileSync(join(out, 'latest.svg'), chart);
   }

@@ -1,4 +1,10 @@
-import { ScalingResult, scalingCases, scalingRow, scalingTable } from './scaling-report';
+import {
+  ScalingResult,
+  scalingCases,
+  scalingRow,
+  scalingRows,
+  scalingTable,
+} from './scaling-report';
 
 const result = (over: Partial<ScalingResult> = {}): ScalingResult => ({
   shards: 4,
@@ -21,6 +27,13 @@ describe('scaling report', () => {
     expect(new Set(cases.map((c) => c.shards))).toEqual(new Set([4, 16, 64]));
     expect(new Set(cases.map((c) => c.cities))).toEqual(new Set([100, 10_000]));
     expect(new Set(cases.map((c) => c.windows))).toEqual(new Set(['5m', '1m,5m,15m,1h']));
+  });
+
+  it('takes the rows to run by their numbers in the table and refuses anything else', () => {
+    expect(scalingRows(undefined)).toBeUndefined();
+    expect(scalingRows('1,3, 6')).toEqual([1, 3, 6]);
+    for (const bad of ['', '0', '7', '1,x', '4 shards', '1.5', '-1'])
+      expect(() => scalingRows(bad)).toThrow(/row numbers from 1 to 6/);
   });
 
   it('turns counts into CPU and calls per measurement and read units per minute', () => {

@@ -30,6 +30,22 @@ export function scalingCases(): ScalingCase[] {
   ];
 }
 
+/**
+ * The rows of `--scaling-cases` ("1,3,6"), numbered from 1 as in the table; undefined runs them
+ * all. Anything else is refused before the run starts, so that a typo does not run nothing.
+ */
+export function scalingRows(list: string | undefined): number[] | undefined {
+  if (list === undefined) return undefined;
+  const count = scalingCases().length;
+  const rows = list.split(',').map((part) => part.trim());
+  const bad = rows.filter((r) => !/^\d+$/.test(r) || Number(r) < 1 || Number(r) > count);
+  if (rows.length === 0 || bad.length > 0)
+    throw new Error(
+      `--scaling-cases takes row numbers from 1 to ${count}, comma-separated; not ${JSON.stringify(list)}`,
+    );
+  return rows.map(Number);
+}
+
 export const perThousand = (count: number, measurements: number) =>
   measurements > 0 ? (count * 1000) / measurements : Number.NaN;
 
