@@ -25,7 +25,6 @@ export interface StepResult {
   sustained: boolean;
 }
 
-/** Backlog not growing (by more than half a second of load) and end-to-end p99 under 1 s. */
 /**
  * The name of a run's report files: `<date>`, or `<date>-scaling` for the scaling table alone,
  * then `-<label>` when given; followed by `-2`, `-3`… when `taken` (the names already in the
@@ -46,6 +45,7 @@ export function reportName(
   return name;
 }
 
+/** Backlog not growing (by more than half a second of load) and end-to-end p99 under 1 s. */
 export function isSustained(
   step: Pick<StepResult, 'offered' | 'backlogStart' | 'backlogEnd' | 'e2eP99Ms' | 'ingestRate'>,
 ): boolean {
